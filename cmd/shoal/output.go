@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/shoalp2p/shoal/peer"
+)
+
+// sink shows a node's events to a person (progress bars on stderr) or to a script (JSON
+// lines on stdout), and posts the complete event to the --on-complete webhook.
+type sink struct {
+	ctx     context.Context
+	json    *json.Encoder
+	stdout  io.Writer
+	stderr  io.Writer
+	tty     bool
+	webhook string
+	log     *slog.Logger
+
+	name     string
+	bar      *progressbar.ProgressBar
+	barKind  string
+	lastLine time.Time
+	peers    int
+}
+
+func newSink(ctx context.Context, jsonOut bool, stdout, stderr io.Writer, webhook string, log *slog.Logger) *sink {
+	s := &sink{ctx: ctx, stdout: stdout, stderr: stderr, webhook: webhook, log: log}
+	if jsonOut {
+		s.json = json.NewEncoder(stdout)
+		s.json.SetEscapeHTML(false)
+	}
+	if f, ok := stderr.(*os.File); ok {
+		s.tty = term.IsTerminal(int(f.Fd()))
+	}
+	return s
+}
+
+// emit is called by the node's Run goroutine, one event at a time.
+func (s *sink) emit(e peer.Event) {
+	if c, ok := e.(peer.Complete); ok && s.webhook != "" {
+		if err := peer.PostEvent(s.ctx, s.webhook, c); err != nil {
+			s.log.Warn("on-complete webhook failed", "url", s.webhook, "err", err)
+		}
+	}
+	if s.json != nil {
+		_ = s.json.Encode(e)
+		return
+	}
+	switch e := e.(type) {
+	case peer.Start:
+		s.name = e.Name
+		fmt.Fprintf(s.stderr, "%s  %s in %d pieces  listening on %s\n", e.Name, humanBytes(e.Size), e.Pieces, e.Listen)
+	case peer.Verify:
+		s.show("verify", "checking ", e.Checked, e.Size)
+	case peer.PeerFound:
+		s.peers++
+	case peer.Progress:
+		s.show("download", fmt.Sprintf("%d peers ", e.Peers), e.Completed, e.Size)
+	case peer.Complete:
+		s.finish()
+		rate := float64(e.Downloaded) / max(e.Seconds, 1e-3)
+		fmt.Fprintf(s.stderr, "complete: %s, %s verified in %.1fs (read %s from peers this run, %s/s)\n",
+			s.name, humanBytes(e.Size), e.Seconds, humanBytes(e.Downloaded), humanBytes(int64(rate)))
+	case peer.Stop:
+		s.finish()
+		fmt.Fprintf(s.stderr, "stopped seeding (%s), uploaded %s\n", e.Reason, humanBytes(e.Uploaded))
+	case peer.Error:
+		s.finish()
+	}
+}
+
+// show updates the bar of the given kind, starting a new one when the kind changes. Without a
+// terminal it prints a plain line every five seconds instead.
+func (s *sink) show(kind, desc string, done, total int64) {
+	if !s.tty {
+		if time.Since(s.lastLine) >= 5*time.Second || done == total {
+			s.lastLine = time.Now()
+			fmt.Fprintf(s.stderr, "%s %s%s / %s (%.0f%%)\n", kind, desc, humanBytes(done), humanBytes(total),
+				100*float64(done)/float64(max(total, 1)))
+		}
+		return
+	}
+	if s.bar == nil || s.barKind != kind {
+		s.finish()
+		s.barKind = kind
+		s.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(s.stderr),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(s.stderr) }),
+		)
+	}
+	s.bar.Describe(desc)
+	_ = s.bar.Set64(done)
+}
+
+func (s *sink) finish() {
+	if s.bar != nil {
+		_ = s.bar.Finish()
+		s.bar = nil
+	}
+}
+
+// fail reports a failure as an error event in JSON mode; main prints it for a person.
+func (s *sink) fail(err error) {
+	s.finish()
+	if s.json != nil && err != nil {
+		_ = s.json.Encode(peer.Error{Event: "error", Message: err.Error()})
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/meta"
+)
+
+// runTorrent starts a node from the shared flags, adds src and runs it until it is done.
+func runTorrent(ctx context.Context, cmd *cli.Command, src *meta.Source, add peer.AddOptions, run peer.RunOptions) (err error) {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	log := newLogger(cmd, stderr)
+	cfg, err := nodeConfig(cmd)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if add.Peers, err = directPeers(cmd); err != nil {
+		return err
+	}
+	out := newSink(ctx, cmd.Bool("json"), stdout, stderr, cmd.String("on-complete"), log)
+	defer func() { out.fail(err) }()
+	node, err := peer.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := node.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	t, err := node.Add(src, add)
+	if err != nil {
+		return err
+	}
+	err = t.Run(ctx, run, out.emit)
+	if errors.Is(err, peer.ErrInterrupted) {
+		return errInterrupted
+	}
+	return err
+}
+
+// printMagnet writes the magnet link on stdout for a person (JSON mode carries it in the
+// start event).
+func printMagnet(cmd *cli.Command, w io.Writer, src *meta.Source) {
+	if !cmd.Bool("json") {
+		io.WriteString(w, meta.Magnet(src)+"\n")
+	}
+}

@@ -1,0 +1,207 @@
+// Package peer is a shoal node: one BitTorrent client (anacrolix/torrent, TCP) that seeds and
+// leeches at once, the torrents it works on, and the events it reports. How peers are found is
+// not its business: it dials the addresses it is given.
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/anacrolix/torrent"
+	"golang.org/x/time/rate"
+
+	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/storage"
+)
+
+// Config is how a node runs.
+type Config struct {
+	// Listen is the BitTorrent TCP address, HOST:PORT. An empty host listens on every
+	// interface; port 0 picks a free port.
+	Listen string
+	// DataDir holds the node's state: each torrent's piece-completion record for resume.
+	DataDir string
+	// DownloadRate and UploadRate cap payload bytes per second; 0 is unlimited.
+	DownloadRate, UploadRate int64
+	// DisablePEX turns off peer exchange, so that every peer found was found by discovery.
+	DisablePEX bool
+	// Logger receives the node's and the library's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Node is one BitTorrent client.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	cl   *torrent.Client
+	host string
+
+	mu       sync.Mutex
+	torrents []*Torrent
+}
+
+// New starts a node listening on cfg.Listen.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("no data dir")
+	}
+	host, port, err := splitListen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	c := torrent.NewDefaultClientConfig()
+	c.ListenHost = func(string) string { return host }
+	c.ListenPort = port
+	c.NoDHT, c.DisableUTP = true, true // uTP is stubbed out (see third_party); the DHT runs apart
+	c.NoDefaultPortForwarding = true
+	c.DisableWebtorrent, c.DisableWebseeds = true, true
+	c.DisablePEX = cfg.DisablePEX
+	c.Seed = true
+	c.DataDir = cfg.DataDir
+	c.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
+	c.Slogger = cfg.Logger
+	c.Bep20 = "-SH0001-"
+	c.ExtendedHandshakeClientVersion = "shoal 0.1"
+	c.HTTPUserAgent = "shoal/0.1"
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.To4() != nil {
+			c.DisableIPv6 = true
+		} else {
+			c.DisableIPv4 = true
+		}
+		if !ip.IsUnspecified() {
+			// Announce from the address we listen on, or a tracker hands out another one.
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+			c.TrackerDialContext = d.DialContext
+		}
+	}
+	if cfg.DownloadRate > 0 {
+		c.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.DownloadRate), 0)
+	}
+	if cfg.UploadRate > 0 {
+		c.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), 0)
+	}
+	cl, err := torrent.NewClient(c)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("listen on %s: port already in use (choose another with --listen)", cfg.Listen)
+		}
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return nil, fmt.Errorf("listen on %s: no such address on this machine", cfg.Listen)
+		}
+		return nil, fmt.Errorf("starting BitTorrent client on %s: %w", cfg.Listen, err)
+	}
+	return &Node{cfg: cfg, log: cfg.Logger, cl: cl, host: host}, nil
+}
+
+// splitListen parses HOST:PORT, where HOST may be empty (every interface).
+func splitListen(s string) (string, int, error) {
+	if s == "" {
+		return "", 0, nil
+	}
+	host, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("listen address %q: want HOST:PORT, like 127.0.0.1:6881 or :0", s)
+	}
+	port, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("listen address %q: port must be 0..65535", s)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("listen address %q: host must be an IP address", s)
+	}
+	return host, int(port), nil
+}
+
+// Addr is the address peers reach this node on: the listen IP (127.0.0.1 when listening on
+// every interface) and the TCP port actually bound.
+func (n *Node) Addr() netip.AddrPort {
+	ip, _ := netip.ParseAddr(n.host)
+	if !ip.IsValid() || ip.IsUnspecified() {
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.AddrPortFrom(ip, uint16(n.cl.LocalPort()))
+}
+
+// AddOptions says where a torrent's data lives and how it is fetched.
+type AddOptions struct {
+	// Dir is the folder the content goes in (or is found in, when seeding).
+	Dir string
+	// Name, when set, is the content's name on disk instead of the torrent's own.
+	Name string
+	// Seed says the content is already whole on disk: it is verified, never downloaded.
+	Seed bool
+	// Peers are dialled directly, again and again, whatever else finds peers.
+	Peers []netip.AddrPort
+}
+
+// Add starts working on a torrent. Nothing is read or written until Run.
+func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
+	stateDir := ""
+	if !opts.Seed {
+		stateDir = filepath.Join(n.cfg.DataDir, "resume", src.InfoHash.HexString())
+	}
+	store, err := storage.Open(storage.Options{
+		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Logger: n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	spec := torrent.AddTorrentOpts{
+		InfoHash:             src.InfoHash,
+		DeferStorageOpen:     true,
+		DisallowDataDownload: opts.Seed,
+	}
+	if src.MetaInfo != nil {
+		spec.InfoBytes = src.MetaInfo.InfoBytes
+	}
+	t, isNew := n.cl.AddTorrentOpt(spec)
+	if !isNew {
+		store.Close()
+		return nil, fmt.Errorf("torrent %s is already added", src.InfoHash.HexString())
+	}
+	if len(src.Trackers) > 0 {
+		t.AddTrackers(src.Trackers)
+	}
+	if src.Name != "" {
+		t.SetDisplayName(src.Name)
+	}
+	tt := &Torrent{
+		node: n, t: t, src: src, store: store, opts: opts,
+		peers:     append(append([]netip.AddrPort(nil), opts.Peers...), src.Peers...),
+		writeErrs: make(chan error, 1),
+	}
+	t.SetOnWriteChunkError(tt.onWriteError)
+	n.mu.Lock()
+	n.torrents = append(n.torrents, tt)
+	n.mu.Unlock()
+	return tt, nil
+}
+
+// Close stops the client, which finishes writing what it has, then closes every torrent's
+// storage and resume record.
+func (n *Node) Close() error {
+	errs := n.cl.Close()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, t := range n.torrents {
+		if err := t.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.torrents = nil
+	return errors.Join(errs...)
+}
+
+// BannedIPs lists the peer addresses banned for sending data that failed its hash.
+func (n *Node) BannedIPs() []string { return n.cl.BadPeerIPs() }

@@ -1,0 +1,268 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/storage"
+)
+
+// Torrent is one torrent a node works on.
+type Torrent struct {
+	node      *Node
+	t         *torrent.Torrent
+	src       *meta.Source
+	store     *storage.Store
+	opts      AddOptions
+	peers     []netip.AddrPort
+	writeErrs chan error
+}
+
+// RunOptions says when a torrent is done with.
+type RunOptions struct {
+	// SeedTime is how long to keep seeding after the download completes; a negative value
+	// seeds until the context ends, 0 returns at once.
+	SeedTime time.Duration
+	// SeedRatio, when above 0, stops seeding once uploaded/size reaches it.
+	SeedRatio float64
+	// Interval between progress events; 0 means half a second.
+	Interval time.Duration
+}
+
+// Reasons a Run ends without error, as in the Stop event.
+const (
+	StopSeedTime    = "seed-time"
+	StopSeedRatio   = "seed-ratio"
+	StopInterrupted = "interrupted"
+)
+
+// ErrInterrupted is returned by Run when the context ended before the download completed.
+var ErrInterrupted = errors.New("interrupted")
+
+// redialEvery is how often the direct peers are offered to the client again: one that was not
+// up yet, or that dropped us, is dialled once more.
+const redialEvery = 2 * time.Second
+
+// Run fetches the metadata if needed, checks it, opens the storage, verifies what is already
+// on disk, downloads the rest and seeds as opts say. It reports through emit, from this
+// goroutine only. It returns nil when seeding ends by seed time or ratio, or when ctx ends
+// after the download completed; ErrInterrupted when ctx ends before that.
+func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) error {
+	if opts.Interval <= 0 {
+		opts.Interval = 500 * time.Millisecond
+	}
+	started := time.Now()
+	tick := time.NewTicker(opts.Interval)
+	defer tick.Stop()
+	seen := make(map[string]bool)
+	lastDial := time.Time{}
+	dial := func() {
+		if time.Since(lastDial) >= redialEvery {
+			t.dialDirect()
+			lastDial = time.Now()
+		}
+	}
+	dial()
+
+	// Metadata: from the .torrent, or from peers (BEP 9).
+	for waiting := true; waiting; {
+		select {
+		case <-t.t.GotInfo():
+			waiting = false
+		case <-ctx.Done():
+			return ErrInterrupted
+		case <-tick.C:
+			dial()
+			t.reportPeers(seen, emit)
+		}
+	}
+	info := t.t.Info()
+	if err := meta.CheckInfo(info); err != nil {
+		return fmt.Errorf("refusing metadata from peers: %w", err)
+	}
+	root := t.store.Root(info)
+	verify := t.opts.Seed
+	if !verify {
+		// Files already at their final path that this node did not write: hash them rather
+		// than trust their names.
+		existing, err := t.store.Existing(info)
+		if err != nil {
+			return err
+		}
+		verify = len(existing) > 0 && !t.store.Resumed()
+	}
+	if err := t.t.OpenStorage(ctx, t.store); err != nil {
+		return fmt.Errorf("opening %s: %w", root, err)
+	}
+	size := info.TotalLength()
+	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
+		Pieces: info.NumPieces(), Listen: t.node.Addr().String(), Magnet: t.magnet(info)})
+
+	if verify {
+		if err := t.verify(ctx, size, emit); err != nil {
+			return err
+		}
+		if missing := t.t.BytesMissing(); t.opts.Seed && missing > 0 {
+			return fmt.Errorf("data at %s does not match the torrent: %d of %d bytes missing or corrupt",
+				root, missing, size)
+		}
+	}
+	if !t.opts.Seed {
+		t.t.DownloadAll()
+	}
+
+	// Download, then seed.
+	base := t.t.Stats()
+	var last torrent.TorrentStats = base
+	lastAt := time.Now()
+	var seedUntil time.Time
+	completed := false
+	for {
+		t.reportPeers(seen, emit)
+		if !completed && t.t.Complete().Bool() {
+			completed = true
+			s := t.t.Stats()
+			emit(Complete{Event: "complete", InfoHash: t.src.InfoHash.HexString(), Size: size,
+				Seconds:    time.Since(started).Seconds(),
+				Downloaded: read(&s) - read(&base), Uploaded: written(&s) - written(&base)})
+			if opts.SeedTime == 0 {
+				return nil
+			}
+			if opts.SeedTime > 0 {
+				seedUntil = time.Now().Add(opts.SeedTime)
+			}
+		}
+		if completed {
+			s := t.t.Stats()
+			up := written(&s) - written(&base)
+			switch {
+			case opts.SeedRatio > 0 && float64(up) >= opts.SeedRatio*float64(size):
+				emit(Stop{Event: "stop", Reason: StopSeedRatio, Uploaded: up})
+				return nil
+			case !seedUntil.IsZero() && !time.Now().Before(seedUntil):
+				emit(Stop{Event: "stop", Reason: StopSeedTime, Uploaded: up})
+				return nil
+			}
+		}
+		completeOn := t.t.Complete().On()
+		if completed {
+			completeOn = nil
+		}
+		select {
+		case <-ctx.Done():
+			if !completed {
+				return ErrInterrupted
+			}
+			s := t.t.Stats()
+			emit(Stop{Event: "stop", Reason: StopInterrupted, Uploaded: written(&s) - written(&base)})
+			return nil
+		case err := <-t.writeErrs:
+			return fmt.Errorf("writing to %s: %w (verified pieces are kept; free space and run again)", root, err)
+		case <-completeOn:
+		case <-tick.C:
+		}
+		dial()
+		now := time.Now()
+		s := t.t.Stats()
+		dt := now.Sub(lastAt).Seconds()
+		p := Progress{Event: "progress", Completed: t.t.BytesCompleted(), Size: size, Peers: s.ActivePeers}
+		if dt > 0 {
+			p.DownRate = int64(float64(read(&s)-read(&last)) / dt)
+			p.UpRate = int64(float64(written(&s)-written(&last)) / dt)
+		}
+		last, lastAt = s, now
+		emit(p)
+	}
+}
+
+// verify hashes the data on disk, reporting progress.
+func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) error {
+	done := make(chan error, 1)
+	go func() { done <- t.t.VerifyDataContext(ctx) }()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	base := t.t.Stats().BytesHashed
+	for {
+		select {
+		case err := <-done:
+			emit(Verify{Event: "verify", Checked: size, Size: size})
+			if err != nil && ctx.Err() != nil {
+				return ErrInterrupted
+			}
+			return err
+		case <-tick.C:
+			s := t.t.Stats()
+			emit(Verify{Event: "verify", Checked: min(s.BytesHashed.Int64()-base.Int64(), size), Size: size})
+		}
+	}
+}
+
+// dialDirect offers the direct peers to the client; it dials those it is not connected to.
+func (t *Torrent) dialDirect() {
+	if len(t.peers) == 0 {
+		return
+	}
+	pis := make([]torrent.PeerInfo, 0, len(t.peers))
+	for _, ap := range t.peers {
+		pis = append(pis, torrent.PeerInfo{
+			Addr:   torrent.IpPort{IP: net.IP(ap.Addr().AsSlice()), Port: ap.Port()},
+			Source: torrent.PeerSourceDirect,
+		})
+	}
+	t.t.AddPeers(pis)
+}
+
+// reportPeers emits a PeerFound for each connection not seen before.
+func (t *Torrent) reportPeers(seen map[string]bool, emit func(Event)) {
+	for _, pc := range t.t.PeerConns() {
+		addr := pc.RemoteAddr.String()
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		emit(PeerFound{Event: "peer", Addr: addr, Source: sourceName(pc.Discovery)})
+	}
+}
+
+func sourceName(s torrent.PeerSource) string {
+	switch s {
+	case torrent.PeerSourceDirect:
+		return "direct"
+	case torrent.PeerSourceTracker:
+		return "tracker"
+	case torrent.PeerSourceDhtGetPeers, torrent.PeerSourceDhtAnnouncePeer:
+		return "dht"
+	case torrent.PeerSourcePex:
+		return "pex"
+	case torrent.PeerSourceIncoming:
+		return "incoming"
+	default:
+		return string(s)
+	}
+}
+
+func (t *Torrent) onWriteError(err error) {
+	t.t.DisallowDataDownload()
+	select {
+	case t.writeErrs <- err:
+	default:
+	}
+}
+
+// magnet is the torrent's magnet link, with its trackers.
+func (t *Torrent) magnet(info *metainfo.Info) string {
+	src := *t.src
+	src.Name = info.BestName()
+	return meta.Magnet(&src)
+}
+
+func read(s *torrent.TorrentStats) int64    { return s.BytesReadUsefulData.Int64() }
+func written(s *torrent.TorrentStats) int64 { return s.BytesWrittenData.Int64() }

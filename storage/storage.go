@@ -1,0 +1,121 @@
+// Package storage decides where a torrent's data lives on disk: the files in the download
+// folder, safe file names, and the piece-completion records in the data dir that let a
+// download killed halfway resume with the pieces it had verified.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	g "github.com/anacrolix/generics"
+	tstorage "github.com/anacrolix/torrent/storage"
+
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+// Options says where one torrent's files go and where its resume state is kept.
+type Options struct {
+	// Dir is the folder the torrent's content goes in: a single-file torrent becomes
+	// Dir/Name, a folder torrent Dir/Name/<paths>.
+	Dir string
+	// Name replaces the torrent's own name on disk when not empty (seeding a path whose
+	// base name differs from the name in the .torrent).
+	Name string
+	// StateDir holds the piece-completion record. Empty means completion is kept in memory
+	// only, and the data is re-hashed on every start (what a seeder does anyway).
+	StateDir string
+	// Complete says the content is expected in place and whole: no part files are used, so
+	// nothing beside the user's files is ever created.
+	Complete bool
+	Logger   *slog.Logger
+}
+
+// Store is one torrent's storage. It implements the torrent library's storage.ClientImpl;
+// Close it after the torrent client has closed.
+type Store struct {
+	tstorage.ClientImplCloser
+	opts    Options
+	resumed bool
+}
+
+// Resumed says a resume record for this torrent was there before Open: the files in place
+// were written by an earlier run.
+func (s *Store) Resumed() bool { return s.resumed }
+
+// Open prepares the storage for one torrent. The files themselves are opened when the torrent
+// library asks, after CheckInfo has passed.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("download folder: %w", err)
+	}
+	var pc tstorage.PieceCompletion
+	resumed := false
+	if opts.StateDir == "" {
+		pc = tstorage.NewMapPieceCompletion()
+	} else {
+		_, err := os.Stat(opts.StateDir)
+		resumed = err == nil
+		if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+			return nil, fmt.Errorf("state folder: %w", err)
+		}
+		pc, err = tstorage.NewBoltPieceCompletion(opts.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("opening resume state in %s (is another shoal using it?): %w", opts.StateDir, err)
+		}
+	}
+	name := opts.Name
+	impl := tstorage.NewFileOpts(tstorage.NewFileClientOpts{
+		ClientBaseDir:   opts.Dir,
+		PieceCompletion: pc,
+		UsePartFiles:    g.Some(!opts.Complete),
+		Logger:          opts.Logger,
+		FilePathMaker: func(o tstorage.FilePathMakerOpts) string {
+			n := name
+			if n == "" {
+				n = o.Info.BestName()
+			}
+			return filepath.Join(append([]string{n}, o.File.BestPath()...)...)
+		},
+	})
+	return &Store{ClientImplCloser: impl, opts: opts, resumed: resumed}, nil
+}
+
+// OpenTorrent checks the torrent's file names before the library creates any file.
+func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (tstorage.TorrentImpl, error) {
+	if err := CheckInfo(info); err != nil {
+		return tstorage.TorrentImpl{}, err
+	}
+	return s.ClientImplCloser.OpenTorrent(ctx, info, ih)
+}
+
+// Root is the path of the torrent's content: the single file, or the top folder.
+func (s *Store) Root(info *metainfo.Info) string {
+	n := s.opts.Name
+	if n == "" {
+		n = info.BestName()
+	}
+	return filepath.Join(s.opts.Dir, n)
+}
+
+// Existing lists the torrent's files that are already on disk at their final path.
+func (s *Store) Existing(info *metainfo.Info) ([]string, error) {
+	root := s.Root(info)
+	var found []string
+	for _, f := range info.UpvertedFiles() {
+		p := filepath.Join(append([]string{root}, f.BestPath()...)...)
+		if _, err := os.Lstat(p); err == nil {
+			found = append(found, p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return found, nil
+}
