@@ -89,19 +89,19 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		return fmt.Errorf("refusing metadata from peers: %w", err)
 	}
 	root := t.store.Root(info)
-	verify := t.opts.Seed
-	if !verify {
-		// Files already at their final path that this node did not write: hash them rather
-		// than trust their names.
-		existing, err := t.store.Existing(info)
-		if err != nil {
-			return err
-		}
-		verify = len(existing) > 0 && !t.store.Resumed()
+	final, partial, err := t.store.OnDisk(info)
+	if err != nil {
+		return err
 	}
 	if err := t.t.OpenStorage(ctx, t.store); err != nil {
 		return fmt.Errorf("opening %s: %w", root, err)
 	}
+	// Hash what is on disk rather than trust it when this node did not write it (files of
+	// the same name), or when a download was cut short: the resume record lags the data by
+	// up to a second, and a killed run leaves verified pieces it never recorded.
+	verify := t.opts.Seed ||
+		(len(final) > 0 && !t.store.Resumed()) ||
+		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
 	size := info.TotalLength()
 	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
 		Pieces: info.NumPieces(), Listen: t.node.Addr().String(), Magnet: t.magnet(info)})
@@ -110,9 +110,14 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		if err := t.verify(ctx, size, emit); err != nil {
 			return err
 		}
-		if missing := t.t.BytesMissing(); t.opts.Seed && missing > 0 {
+		missing := t.t.BytesMissing()
+		switch {
+		case t.opts.Seed && missing > 0:
 			return fmt.Errorf("data at %s does not match the torrent: %d of %d bytes missing or corrupt",
 				root, missing, size)
+		case missing > 0 && len(final) > 0 && !t.store.Resumed():
+			// Downloading would overwrite files shoal did not write.
+			return fmt.Errorf("%s is in the way: it exists and does not match the torrent; move it or choose another -o", final[0])
 		}
 	}
 	if !t.opts.Seed {

@@ -105,17 +105,22 @@ func (s *Store) Root(info *metainfo.Info) string {
 	return filepath.Join(s.opts.Dir, n)
 }
 
-// Existing lists the torrent's files that are already on disk at their final path.
-func (s *Store) Existing(info *metainfo.Info) ([]string, error) {
+// OnDisk lists the torrent's files already on disk, whole (at their final path) or partial
+// (as NAME.part, which the download writes until the file completes).
+func (s *Store) OnDisk(info *metainfo.Info) (final, partial []string, err error) {
 	root := s.Root(info)
-	var found []string
 	for _, f := range info.UpvertedFiles() {
 		p := filepath.Join(append([]string{root}, f.BestPath()...)...)
-		if _, err := os.Lstat(p); err == nil {
-			found = append(found, p)
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+		for _, c := range []struct {
+			path string
+			list *[]string
+		}{{p, &final}, {p + ".part", &partial}} {
+			if _, err := os.Lstat(c.path); err == nil {
+				*c.list = append(*c.list, c.path)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, err
+			}
 		}
 	}
-	return found, nil
+	return final, partial, nil
 }
