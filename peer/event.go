@@ -46,6 +46,7 @@ type Progress struct {
 	Peers     int    `json:"peers"`
 	DownRate  int64  `json:"down_rate"` // payload bytes per second
 	UpRate    int64  `json:"up_rate"`
+	Uploaded  int64  `json:"uploaded"` // payload sent in this run
 }
 
 // Complete: every piece is on disk and verified.

@@ -30,7 +30,9 @@ type sink struct {
 	bar      *progressbar.ProgressBar
 	barKind  string
 	lastLine time.Time
-	peers    int
+	// seeding: the download is complete; progress is shown as a status line.
+	seeding     bool
+	statusShown bool
 }
 
 func newSink(ctx context.Context, jsonOut bool, stdout, stderr io.Writer, webhook string, log *slog.Logger) *sink {
@@ -61,21 +63,51 @@ func (s *sink) emit(e peer.Event) {
 		s.name = e.Name
 		fmt.Fprintf(s.stderr, "%s  %s in %d pieces  listening on %s\n", e.Name, humanBytes(e.Size), e.Pieces, e.Listen)
 	case peer.Verify:
-		s.show("verify", "checking ", e.Checked, e.Size)
-	case peer.PeerFound:
-		s.peers++
+		s.show("verify", "verifying", e.Checked, e.Size)
 	case peer.Progress:
-		s.show("download", fmt.Sprintf("%d peers ", e.Peers), e.Completed, e.Size)
+		if s.seeding {
+			s.status(fmt.Sprintf("seeding %s: %d peers, up %s/s, uploaded %s (Ctrl-C to stop)",
+				s.name, e.Peers, humanBytes(e.UpRate), humanBytes(e.Uploaded)))
+			return
+		}
+		s.show("download", fmt.Sprintf("peers %-3d", e.Peers), e.Completed, e.Size)
 	case peer.Complete:
 		s.finish()
 		rate := float64(e.Downloaded) / max(e.Seconds, 1e-3)
-		fmt.Fprintf(s.stderr, "complete: %s, %s verified in %.1fs (read %s from peers this run, %s/s)\n",
-			s.name, humanBytes(e.Size), e.Seconds, humanBytes(e.Downloaded), humanBytes(int64(rate)))
+		if e.Downloaded == 0 {
+			fmt.Fprintf(s.stderr, "verified: %s, %s on disk matches the torrent\n", s.name, humanBytes(e.Size))
+		} else {
+			fmt.Fprintf(s.stderr, "complete: %s, %s verified in %.1fs (read %s from peers this run, %s/s)\n",
+				s.name, humanBytes(e.Size), e.Seconds, humanBytes(e.Downloaded), humanBytes(int64(rate)))
+		}
+		s.seeding = true
+		s.lastLine = time.Time{}
 	case peer.Stop:
-		s.finish()
+		s.endStatus()
 		fmt.Fprintf(s.stderr, "stopped seeding (%s), uploaded %s\n", e.Reason, humanBytes(e.Uploaded))
 	case peer.Error:
 		s.finish()
+	}
+}
+
+// status keeps one line of text up to date: rewritten in place on a terminal, printed every
+// 30 seconds otherwise.
+func (s *sink) status(line string) {
+	if s.tty {
+		fmt.Fprintf(s.stderr, "\r\x1b[K%s", line)
+		s.statusShown = true
+		return
+	}
+	if time.Since(s.lastLine) >= 30*time.Second {
+		s.lastLine = time.Now()
+		fmt.Fprintln(s.stderr, line)
+	}
+}
+
+func (s *sink) endStatus() {
+	if s.statusShown {
+		fmt.Fprintln(s.stderr)
+		s.statusShown = false
 	}
 }
 
@@ -83,7 +115,7 @@ func (s *sink) emit(e peer.Event) {
 // terminal it prints a plain line every five seconds instead.
 func (s *sink) show(kind, desc string, done, total int64) {
 	if !s.tty {
-		if time.Since(s.lastLine) >= 5*time.Second || done == total {
+		if time.Since(s.lastLine) >= 5*time.Second || (done == total && kind == "verify") {
 			s.lastLine = time.Now()
 			fmt.Fprintf(s.stderr, "%s %s%s / %s (%.0f%%)\n", kind, desc, humanBytes(done), humanBytes(total),
 				100*float64(done)/float64(max(total, 1)))
@@ -96,6 +128,7 @@ func (s *sink) show(kind, desc string, done, total int64) {
 		s.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(s.stderr),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionSetPredictTime(true),
