@@ -36,6 +36,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrPortInUse is wrapped by New when the listen port is taken.
+var ErrPortInUse = errors.New("port already in use")
+
 // Node is one BitTorrent client.
 type Node struct {
 	cfg  Config
@@ -94,7 +97,7 @@ func New(cfg Config) (*Node, error) {
 	cl, err := torrent.NewClient(c)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("listen on %s: port already in use (choose another with --listen)", cfg.Listen)
+			return nil, fmt.Errorf("listen on %s: %w (choose another with --listen)", cfg.Listen, ErrPortInUse)
 		}
 		if errors.Is(err, syscall.EADDRNOTAVAIL) {
 			return nil, fmt.Errorf("listen on %s: no such address on this machine", cfg.Listen)
@@ -131,6 +134,16 @@ func (n *Node) Addr() netip.AddrPort {
 		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	}
 	return netip.AddrPortFrom(ip, uint16(n.cl.LocalPort()))
+}
+
+// ListenAddr is where the node listens, as HOST:PORT with the port actually bound; an empty
+// host (every interface) shows as 0.0.0.0.
+func (n *Node) ListenAddr() string {
+	h := n.host
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return net.JoinHostPort(h, strconv.Itoa(n.cl.LocalPort()))
 }
 
 // AddOptions says where a torrent's data lives and how it is fetched.

@@ -104,7 +104,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
 	size := info.TotalLength()
 	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
-		Pieces: info.NumPieces(), Listen: t.node.Addr().String(), Magnet: t.magnet(info)})
+		Pieces: info.NumPieces(), Listen: t.node.ListenAddr(), Magnet: t.magnet(info)})
 
 	if verify {
 		if err := t.verify(ctx, size, emit); err != nil {

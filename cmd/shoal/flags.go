@@ -19,10 +19,13 @@ import (
 // errInterrupted: the user stopped a download before it completed.
 var errInterrupted = errors.New("interrupted before the download completed; run the same command again to resume")
 
+// defaultPort is the usual BitTorrent port.
+const defaultPort = "6881"
+
 // nodeFlags are the flags seed and get share.
 func nodeFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "listen", Value: ":0", Usage: "BitTorrent TCP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
+		&cli.StringFlag{Name: "listen", Value: ":" + defaultPort, Usage: "BitTorrent TCP address `HOST:PORT` (empty host: every interface; port 0: any free port; if the default port is busy, a free one)"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "connect to the peer at `HOST:PORT` directly (repeatable), whatever else is on"},
 		&cli.StringFlag{Name: "discovery", Value: "none", Usage: "how to find peers, a comma `LIST`; none: only --peer and the torrent's own trackers"},
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "where shoal keeps its state (resume records)", Sources: cli.EnvVars("SHOAL_DATA_DIR")},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -63,7 +64,7 @@ func (s *sink) emit(e peer.Event) {
 		s.name = e.Name
 		fmt.Fprintf(s.stderr, "%s  %s in %d pieces  listening on %s\n", e.Name, humanBytes(e.Size), e.Pieces, e.Listen)
 	case peer.Verify:
-		s.show("verify", "verifying", e.Checked, e.Size)
+		s.show("verify", "", e.Checked, e.Size)
 	case peer.Progress:
 		if s.seeding {
 			s.status(fmt.Sprintf("seeding %s: %d peers, up %s/s, uploaded %s (Ctrl-C to stop)",
@@ -117,8 +118,8 @@ func (s *sink) show(kind, desc string, done, total int64) {
 	if !s.tty {
 		if time.Since(s.lastLine) >= 5*time.Second || (done == total && kind == "verify") {
 			s.lastLine = time.Now()
-			fmt.Fprintf(s.stderr, "%s %s%s / %s (%.0f%%)\n", kind, desc, humanBytes(done), humanBytes(total),
-				100*float64(done)/float64(max(total, 1)))
+			fmt.Fprintf(s.stderr, "%s: %s / %s (%.0f%%) %s\n", kind, humanBytes(done), humanBytes(total),
+				100*float64(done)/float64(max(total, 1)), strings.TrimSpace(desc))
 		}
 		return
 	}

@@ -205,7 +205,7 @@ func hybridInfo(rootLen int) metainfo.Info {
 }
 
 func goodMetaInfo(info metainfo.Info) *metainfo.MetaInfo {
-	ib, err := bencode.Marshal(info)
+	ib, err := bencode.Marshal(&info) // a pointer, so FileTree's MarshalBencode is used
 	if err != nil {
 		panic(err)
 	}

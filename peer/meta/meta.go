@@ -138,6 +138,25 @@ func CheckInfo(info *metainfo.Info) error {
 		return errors.New("torrent holds no data (total size 0)")
 	}
 	want := (total + pl - 1) / pl
+	if info.HasV2() {
+		// Hybrid (BEP 52): the v1 pieces cover the v1 file list, padding files included,
+		// while the torrent library counts pieces from the v2 file tree; they must agree.
+		var v1 int64
+		for f := range info.UpvertedV1Files() {
+			if f.Length < 0 || v1+f.Length < v1 {
+				return errors.New("hybrid torrent: bad v1 file length")
+			}
+			v1 += f.Length
+		}
+		want = (v1 + pl - 1) / pl
+		var v2 int64
+		for _, f := range info.UpvertedFiles() {
+			v2 += (f.Length + pl - 1) / pl
+		}
+		if n := int64(info.NumPieces()); n != want || v2 != want {
+			return fmt.Errorf("hybrid torrent: its v1 files need %d pieces but its v2 file tree %d", want, v2)
+		}
+	}
 	if got := int64(len(info.Pieces) / 20); got != want {
 		return fmt.Errorf("torrent lists %d piece hashes but its %d bytes need %d", got, total, want)
 	}
