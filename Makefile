@@ -17,6 +17,10 @@ test: build
 demo: build
 	./scripts/demo.sh
 
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./peer
+	./bench/bench.sh
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
