@@ -5,7 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +207,82 @@ func TestResumeAfterKill(t *testing.T) {
 	t.Logf("second run read %d of %d bytes", got, size)
 	if got >= size || got <= 0 {
 		t.Fatalf("second run read %d bytes, want more than 0 and less than %d", got, size)
+	}
+}
+
+// The first Ctrl-C stops a download cleanly (exit 130, one line on stderr); started again, it
+// keeps what it had.
+func TestInterruptThenResume(t *testing.T) {
+	const size = 24 << 20
+	dir := t.TempDir()
+	data := filepath.Join(dir, "clip.bin")
+	randomFile(t, data, size)
+	seeder := startShoal(t, "seed", data, "--listen", "127.0.0.2:0", "--data-dir", t.TempDir(), "--json")
+	start := seeder.next(t, 30*time.Second, isEvent("start"))
+	addr, magnet := start["listen"].(string), start["magnet"].(string)
+
+	out, state := t.TempDir(), t.TempDir()
+	getArgs := []string{"get", magnet, "-o", out, "--listen", "127.0.0.3:0", "--peer", addr,
+		"--data-dir", state, "--seed-time", "0", "--json"}
+	first := startShoal(t, append(getArgs, "--download-rate", "4MiB")...)
+	first.next(t, 60*time.Second, func(e map[string]any) bool {
+		c, _ := e["completed"].(float64)
+		return e["event"] == "progress" && c >= size/3
+	})
+	if err := first.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := first.wait(t, 20*time.Second)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted get: %v, want exit status 130", err)
+	}
+
+	second := startShoal(t, getArgs...)
+	done := second.next(t, 60*time.Second, isEvent("complete"))
+	if err := second.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("second get: %v", err)
+	}
+	if sha(t, filepath.Join(out, "clip.bin")) != sha(t, data) {
+		t.Fatal("downloaded file differs from the original")
+	}
+	if got := int64(done["downloaded"].(float64)); got >= size-size/4 {
+		t.Fatalf("second run read %d of %d bytes: the first run's pieces were lost", got, size)
+	}
+}
+
+// --on-complete POSTs the complete event; a webhook that fails does not fail the download.
+func TestOnCompleteWebhook(t *testing.T) {
+	posted := make(chan map[string]any, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e map[string]any
+		if r.Method == http.MethodPost && json.NewDecoder(r.Body).Decode(&e) == nil {
+			posted <- e
+		}
+	}))
+	defer srv.Close()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+
+	dir := t.TempDir()
+	data := filepath.Join(dir, "note.bin")
+	randomFile(t, data, 1<<20)
+	seeder := startShoal(t, "seed", data, "--listen", "127.0.0.2:0", "--data-dir", t.TempDir(), "--json")
+	start := seeder.next(t, 30*time.Second, isEvent("start"))
+
+	for i, hook := range []string{srv.URL, dead.URL} {
+		leech := startShoal(t, "get", start["magnet"].(string), "-o", t.TempDir(), "--listen", fmt.Sprintf("127.0.0.%d:0", 3+i),
+			"--peer", start["listen"].(string), "--data-dir", t.TempDir(), "--seed-time", "0", "--json", "--on-complete", hook)
+		if err := leech.wait(t, 60*time.Second); err != nil {
+			t.Fatalf("get with webhook %s: %v", hook, err)
+		}
+	}
+	select {
+	case e := <-posted:
+		if e["event"] != "complete" || e["infohash"] != start["infohash"] || e["size"].(float64) != 1<<20 {
+			t.Fatalf("webhook got %v", e)
+		}
+	default:
+		t.Fatal("webhook was not called")
 	}
 }
