@@ -94,6 +94,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.UploadRate > 0 {
 		c.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), 0)
 	}
+	n := &Node{cfg: cfg, log: cfg.Logger, host: host}
+	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
 	cl, err := torrent.NewClient(c)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -104,7 +106,24 @@ func New(cfg Config) (*Node, error) {
 		}
 		return nil, fmt.Errorf("starting BitTorrent client on %s: %w", cfg.Listen, err)
 	}
-	return &Node{cfg: cfg, log: cfg.Logger, cl: cl, host: host}, nil
+	n.cl = cl
+	return n, nil
+}
+
+// onPeerConn passes a new connection to its torrent's Run loop. The library calls it with its
+// lock held, so it never blocks: past the buffer, connections go unreported.
+func (n *Node) onPeerConn(pc *torrent.PeerConn) {
+	found := PeerFound{Event: "peer", Addr: pc.RemoteAddr.String(), Source: sourceName(pc.Discovery)}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, t := range n.torrents {
+		if t.t == pc.Torrent() {
+			select {
+			case t.conns <- found:
+			default:
+			}
+		}
+	}
 }
 
 // splitListen parses HOST:PORT, where HOST may be empty (every interface).
@@ -193,6 +212,7 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 		node: n, t: t, src: src, store: store, opts: opts,
 		peers:     append(append([]netip.AddrPort(nil), opts.Peers...), src.Peers...),
 		writeErrs: make(chan error, 1),
+		conns:     make(chan PeerFound, 256),
 	}
 	t.SetOnWriteChunkError(tt.onWriteError)
 	n.mu.Lock()

@@ -28,9 +28,21 @@ func TestTwoNodesFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, src, filepath.Join(out, "album"))
-	c, ok := r.complete()
-	if !ok || c.Downloaded < s.Info.TotalLength() || c.Size != s.Info.TotalLength() {
-		t.Fatalf("complete event %+v (ok %v), want downloaded >= %d", c, ok, s.Info.TotalLength())
+	var found []peer.PeerFound
+	var c peer.Complete
+	for _, e := range r.drain() {
+		switch e := e.(type) {
+		case peer.PeerFound:
+			found = append(found, e)
+		case peer.Complete:
+			c = e
+		}
+	}
+	if c.Downloaded < s.Info.TotalLength() || c.Size != s.Info.TotalLength() {
+		t.Fatalf("complete event %+v, want downloaded >= %d", c, s.Info.TotalLength())
+	}
+	if len(found) != 1 || found[0].Addr != seeder.Addr().String() || found[0].Source != "direct" {
+		t.Fatalf("peer events %+v, want the seeder %s from source direct", found, seeder.Addr())
 	}
 }
 

@@ -134,18 +134,27 @@ func (r *running) wait(t testing.TB, d time.Duration) error {
 	}
 }
 
-// complete returns the Complete event, if Run emitted one.
-func (r *running) complete() (peer.Complete, bool) {
+// drain returns the events Run emitted so far.
+func (r *running) drain() []peer.Event {
+	var out []peer.Event
 	for {
 		select {
 		case e := <-r.events:
-			if c, ok := e.(peer.Complete); ok {
-				return c, true
-			}
+			out = append(out, e)
 		default:
-			return peer.Complete{}, false
+			return out
 		}
 	}
+}
+
+// complete returns the Complete event, if Run emitted one.
+func (r *running) complete() (peer.Complete, bool) {
+	for _, e := range r.drain() {
+		if c, ok := e.(peer.Complete); ok {
+			return c, true
+		}
+	}
+	return peer.Complete{}, false
 }
 
 // seed makes a torrent of path and seeds it from n until the test ends.

@@ -24,6 +24,7 @@ type Torrent struct {
 	opts      AddOptions
 	peers     []netip.AddrPort
 	writeErrs chan error
+	conns     chan PeerFound // from Node.onPeerConn
 }
 
 // RunOptions says when a torrent is done with.
@@ -62,7 +63,6 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	started := time.Now()
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
-	seen := make(map[string]bool)
 	lastDial := time.Time{}
 	dial := func() {
 		if time.Since(lastDial) >= redialEvery {
@@ -81,7 +81,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 			return ErrInterrupted
 		case <-tick.C:
 			dial()
-			t.reportPeers(seen, emit)
+			t.reportPeers(emit)
 		}
 	}
 	info := t.t.Info()
@@ -131,7 +131,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	var seedUntil time.Time
 	completed := false
 	for {
-		t.reportPeers(seen, emit)
+		t.reportPeers(emit)
 		if !completed && t.t.Complete().Bool() {
 			completed = true
 			s := t.t.Stats()
@@ -226,15 +226,15 @@ func (t *Torrent) dialDirect() {
 	t.t.AddPeers(pis)
 }
 
-// reportPeers emits a PeerFound for each connection not seen before.
-func (t *Torrent) reportPeers(seen map[string]bool, emit func(Event)) {
-	for _, pc := range t.t.PeerConns() {
-		addr := pc.RemoteAddr.String()
-		if seen[addr] {
-			continue
+// reportPeers emits a PeerFound for each connection made since the last call.
+func (t *Torrent) reportPeers(emit func(Event)) {
+	for {
+		select {
+		case p := <-t.conns:
+			emit(p)
+		default:
+			return
 		}
-		seen[addr] = true
-		emit(PeerFound{Event: "peer", Addr: addr, Source: sourceName(pc.Discovery)})
 	}
 }
 

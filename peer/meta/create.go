@@ -62,7 +62,7 @@ func Create(path string, opts CreateOptions) (*Source, error) {
 	}
 	for _, a := range opts.Announce {
 		if u, err := url.Parse(a); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "udp") {
-			return nil, fmt.Errorf("announce URL %q: want http://, https:// or udp://HOST:PORT/...", a)
+			return nil, fmt.Errorf("announce URL %q: want an http, https or udp URL with a host", a)
 		}
 	}
 	info := metainfo.Info{Name: filepath.Base(root)}
