@@ -76,16 +76,23 @@ func New(cfg Config) (*Node, error) {
 	c.Bep20 = "-SH0001-"
 	c.ExtendedHandshakeClientVersion = "shoal 0.1"
 	c.HTTPUserAgent = "shoal/0.1"
+	var bound *torrent.NetworkDialer
 	if ip := net.ParseIP(host); ip != nil {
+		network := "tcp4"
 		if ip.To4() != nil {
 			c.DisableIPv6 = true
 		} else {
 			c.DisableIPv4 = true
+			network = "tcp6"
 		}
 		if !ip.IsUnspecified() {
-			// Announce from the address we listen on, or a tracker hands out another one.
-			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+			// Dial peers and trackers from the address we listen on. Otherwise the kernel
+			// picks the source (127.0.0.1 on loopback): trackers hand out an address nobody
+			// listens on, and peers that ban by IP ban every node that shares it.
+			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, KeepAlive: -1}
 			c.TrackerDialContext = d.DialContext
+			c.DialForPeerConns = false
+			bound = &torrent.NetworkDialer{Network: network, Dialer: d}
 		}
 	}
 	if cfg.DownloadRate > 0 {
@@ -105,6 +112,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("listen on %s: no such address on this machine", cfg.Listen)
 		}
 		return nil, fmt.Errorf("starting BitTorrent client on %s: %w", cfg.Listen, err)
+	}
+	if bound != nil {
+		cl.AddDialer(bound)
 	}
 	n.cl = cl
 	return n, nil
