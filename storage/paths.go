@@ -25,6 +25,9 @@ var ErrUnsafePath = errors.New("unsafe file name in torrent")
 // and whose sizes do not add up, before any byte is written. It checks the info's own name
 // and every path segment of every file.
 func CheckInfo(info *metainfo.Info) error {
+	if err := checkFileTree(info); err != nil {
+		return err
+	}
 	if err := checkSegment(info.BestName()); err != nil {
 		return fmt.Errorf("%w: torrent name %q: %v", ErrUnsafePath, info.BestName(), err)
 	}
@@ -69,6 +72,24 @@ func CheckInfo(info *metainfo.Info) error {
 		}
 	}
 	return nil
+}
+
+// checkFileTree refuses a v2 file tree the torrent library would panic on when listing its
+// files: a piece length that is not positive, or a "pieces root" that is not 32 bytes.
+func checkFileTree(info *metainfo.Info) error {
+	if !info.HasV2() {
+		return nil
+	}
+	if info.PieceLength <= 0 {
+		return fmt.Errorf("piece length %d is not positive", info.PieceLength)
+	}
+	var err error
+	info.FileTree.Walk(nil, func(p []string, ft *metainfo.FileTree) {
+		if n := len(ft.File.PiecesRoot); n != 0 && n != 32 && err == nil {
+			err = fmt.Errorf("v2 file %q has a %d-byte pieces root, not 32", strings.Join(p, "/"), n)
+		}
+	})
+	return err
 }
 
 // checkSegment says why one name from a torrent cannot be used as a file or folder name.
