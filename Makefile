@@ -21,6 +21,16 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./peer
 	./bench/bench.sh
 
+# Each fuzz target for FUZZTIME, one after another (go test -fuzz takes one target at a time).
+# New crashers land in the package's testdata/fuzz/<Target>/ and are then replayed by make test.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseTorrent$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseMagnet$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseInfoHash$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage -run '^$$' -fuzz '^FuzzCheckInfo$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./cmd/shoal -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME)
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
