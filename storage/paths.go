@@ -3,7 +3,9 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -83,13 +85,24 @@ func checkFileTree(info *metainfo.Info) error {
 	if info.PieceLength <= 0 {
 		return fmt.Errorf("piece length %d is not positive", info.PieceLength)
 	}
-	var err error
-	info.FileTree.Walk(nil, func(p []string, ft *metainfo.FileTree) {
-		if n := len(ft.File.PiecesRoot); n != 0 && n != 32 && err == nil {
-			err = fmt.Errorf("v2 file %q has a %d-byte pieces root, not 32", strings.Join(p, "/"), n)
+	return checkTree(&info.FileTree, nil)
+}
+
+// checkTree checks a file tree's pieces roots in path order, so the error names the first bad file.
+func checkTree(ft *metainfo.FileTree, p []string) error {
+	if n := len(ft.File.PiecesRoot); n != 0 && n != 32 {
+		return fmt.Errorf("v2 file %q has a %d-byte pieces root, not 32", strings.Join(p, "/"), n)
+	}
+	for _, k := range slices.Sorted(maps.Keys(ft.Dir)) {
+		if k == metainfo.FileTreePropertiesKey {
+			continue
 		}
-	})
-	return err
+		sub := ft.Dir[k]
+		if err := checkTree(&sub, append(p, k)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkSegment says why one name from a torrent cannot be used as a file or folder name.
