@@ -58,7 +58,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("no data dir")
 	}
-	host, port, err := splitListen(cfg.Listen)
+	host, port, err := SplitListen(cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +136,9 @@ func (n *Node) onPeerConn(pc *torrent.PeerConn) {
 	}
 }
 
-// splitListen parses HOST:PORT, where HOST may be empty (every interface).
-func splitListen(s string) (string, int, error) {
+// SplitListen parses a listen address HOST:PORT, where HOST may be empty (every interface)
+// and PORT may be 0 (any free port).
+func SplitListen(s string) (string, int, error) {
 	if s == "" {
 		return "", 0, nil
 	}

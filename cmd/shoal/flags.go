@@ -59,6 +59,9 @@ func nodeConfig(cmd *cli.Command) (peer.Config, error) {
 		return cfg, err
 	}
 	cfg.Listen = cmd.String("listen")
+	if _, _, err := peer.SplitListen(cfg.Listen); err != nil {
+		return cfg, usageError{fmt.Errorf("--listen: %v", err)}
+	}
 	cfg.DataDir = cmd.String("data-dir")
 	if cfg.DataDir == "" {
 		return cfg, usageError{errors.New("--data-dir is empty and no home folder is known")}

@@ -248,9 +248,7 @@ func TestUsageErrors(t *testing.T) {
 			if code != 2 {
 				t.Errorf("shoal %s: exit %d, want 2 (stderr %q)", strings.Join(args, " "), code, stderr)
 			}
-			// seed prints the magnet link before it checks the node flags (seed.go), so
-			// only the other commands are held to an empty stdout here.
-			if tc.args[0] != "seed" && strings.Contains(stdout, "magnet:") {
+			if strings.Contains(stdout, "magnet:") {
 				t.Errorf("stdout: %q", stdout)
 			}
 			badinputOneLine(t, stderr, tc.want)
@@ -263,8 +261,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// A bad --listen is only found when the node starts; it still fails before anything is
-// created, with one line. (It exits 1, not 2: peer.New reports it as a plain error.)
+// A bad --listen is a usage error: exit 2 with one line, before anything is created.
 func TestBadListen(t *testing.T) {
 	tf, _ := flagsTorrent(t)
 	for _, l := range []string{"nonsense", "127.0.0.1:99999", "localhost:0", "127.0.0.1:-1", "1.2.3:4"} {
@@ -272,8 +269,8 @@ func TestBadListen(t *testing.T) {
 			tmp := t.TempDir()
 			out, state := filepath.Join(tmp, "out"), filepath.Join(tmp, "state")
 			code, _, stderr := badinputRun(t, "get", tf, "--listen", l, "-o", out, "--data-dir", state)
-			if code == 0 {
-				t.Fatalf("--listen %q accepted", l)
+			if code != 2 {
+				t.Fatalf("--listen %q: exit %d, want 2", l, code)
 			}
 			badinputOneLine(t, stderr, "listen address", strconv.Quote(l))
 			badinputAbsentOrEmpty(t, tmp)

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 
 	"github.com/urfave/cli/v3"
 
@@ -39,6 +39,10 @@ func runTorrent(ctx context.Context, cmd *cli.Command, src *meta.Source, add pee
 			err = cerr
 		}
 	}()
+	if add.Seed && !cmd.Bool("json") {
+		// The magnet goes to stdout for a person or a script; --json carries it in "start".
+		fmt.Fprintln(stdout, meta.Magnet(src))
+	}
 	t, err := node.Add(src, add)
 	if err != nil {
 		return err
@@ -48,12 +52,4 @@ func runTorrent(ctx context.Context, cmd *cli.Command, src *meta.Source, add pee
 		return errInterrupted
 	}
 	return err
-}
-
-// printMagnet writes the magnet link on stdout for a person (JSON mode carries it in the
-// start event).
-func printMagnet(cmd *cli.Command, w io.Writer, src *meta.Source) {
-	if !cmd.Bool("json") {
-		io.WriteString(w, meta.Magnet(src)+"\n")
-	}
 }

@@ -37,7 +37,6 @@ func seedCommand() *cli.Command {
 				return err
 			}
 			add.Seed = true
-			printMagnet(cmd, cmd.Root().Writer, src)
 			return runTorrent(ctx, cmd, src, add, peer.RunOptions{SeedTime: -1})
 		},
 	}
