@@ -204,6 +204,9 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 		InfoHash:             src.InfoHash,
 		DeferStorageOpen:     true,
 		DisallowDataDownload: opts.Seed,
+		// A seed is hashed whole by Run; the library's own initial check would hash it again.
+		// (A leecher needs that check: without it, pieces of unknown state are never fetched.)
+		DisableInitialPieceCheck: opts.Seed,
 	}
 	if src.MetaInfo != nil {
 		spec.InfoBytes = src.MetaInfo.InfoBytes
@@ -212,9 +215,6 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	if !isNew {
 		store.Close()
 		return nil, fmt.Errorf("torrent %s is already added", src.InfoHash.HexString())
-	}
-	if len(src.Trackers) > 0 {
-		t.AddTrackers(src.Trackers)
 	}
 	if src.Name != "" {
 		t.SetDisplayName(src.Name)

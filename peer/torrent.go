@@ -123,6 +123,11 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	if !t.opts.Seed {
 		t.t.DownloadAll()
 	}
+	// Announce only now: a seeder that announced before its check would be listed as a
+	// leecher, and trackers do not hear of it again for half an hour.
+	if len(t.src.Trackers) > 0 {
+		t.t.AddTrackers(t.src.Trackers)
+	}
 
 	// Download, then seed.
 	base := t.t.Stats()
