@@ -13,38 +13,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// shoalBin builds the shoal binary once per test process.
+// shoalBin returns the shoal binary built once for this test process (interopBin).
 func shoalBin(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/shoalp2p/shoal/cmd/shoal").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			t.Log(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building shoal: %v", buildErr)
+	bin, err := interopBin()
+	if err != nil {
+		t.Fatalf("building shoal: %v", err)
 	}
-	return binPath
+	return bin
 }
 
 // proc is a shoal child process whose JSON events the test reads line by line.
