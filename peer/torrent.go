@@ -25,6 +25,7 @@ type Torrent struct {
 	peers     []netip.AddrPort
 	writeErrs chan error
 	conns     chan PeerFound // from Node.onPeerConn
+	lastDial  time.Time      // owned by Run
 }
 
 // RunOptions says when a torrent is done with.
@@ -63,71 +64,14 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	started := time.Now()
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
-	lastDial := time.Time{}
-	dial := func() {
-		if time.Since(lastDial) >= redialEvery {
-			t.dialDirect()
-			lastDial = time.Now()
-		}
-	}
-	dial()
-
-	// Metadata: from the .torrent, or from peers (BEP 9).
-	for waiting := true; waiting; {
-		select {
-		case <-t.t.GotInfo():
-			waiting = false
-		case <-ctx.Done():
-			return ErrInterrupted
-		case <-tick.C:
-			dial()
-			t.reportPeers(emit)
-		}
-	}
-	info := t.t.Info()
-	if err := meta.CheckInfo(info); err != nil {
-		return fmt.Errorf("refusing metadata from peers: %w", err)
-	}
-	root := t.store.Root(info)
-	final, partial, err := t.store.OnDisk(info)
+	info, err := t.awaitInfo(ctx, tick.C, emit)
 	if err != nil {
 		return err
 	}
-	if err := t.t.OpenStorage(ctx, t.store); err != nil {
-		return fmt.Errorf("opening %s: %w", root, err)
+	if err := t.prepare(ctx, info, emit); err != nil {
+		return err
 	}
-	// Hash what is on disk rather than trust it when this node did not write it (files of
-	// the same name), or when a download was cut short: the resume record lags the data by
-	// up to a second, and a killed run leaves verified pieces it never recorded.
-	verify := t.opts.Seed ||
-		(len(final) > 0 && !t.store.Resumed()) ||
-		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
-	size := info.TotalLength()
-	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
-		Pieces: info.NumPieces(), Listen: t.node.ListenAddr(), Magnet: t.magnet(info)})
-
-	if verify {
-		if err := t.verify(ctx, size, emit); err != nil {
-			return err
-		}
-		missing := t.t.BytesMissing()
-		switch {
-		case t.opts.Seed && missing > 0:
-			return fmt.Errorf("data at %s does not match the torrent: %d of %d bytes missing or corrupt",
-				root, missing, size)
-		case missing > 0 && len(final) > 0 && !t.store.Resumed():
-			// Downloading would overwrite files shoal did not write.
-			return fmt.Errorf("%s is in the way: it exists and does not match the torrent; move it or choose another -o", final[0])
-		}
-	}
-	if !t.opts.Seed {
-		t.t.DownloadAll()
-	}
-	// Announce only now: a seeder that announced before its check would be listed as a
-	// leecher, and trackers do not hear of it again for half an hour.
-	if len(t.src.Trackers) > 0 {
-		t.t.AddTrackers(t.src.Trackers)
-	}
+	size, root := info.TotalLength(), t.store.Root(info)
 
 	// Download, then seed.
 	base := t.t.Stats()
@@ -179,7 +123,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		case <-completeOn:
 		case <-tick.C:
 		}
-		dial()
+		t.dialDirect()
 		now := time.Now()
 		s := t.t.Stats()
 		dt := now.Sub(lastAt).Seconds()
@@ -192,6 +136,72 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		last, lastAt = s, now
 		emit(p)
 	}
+}
+
+// awaitInfo waits for the metadata: at once from a .torrent, or from peers (BEP 9).
+func (t *Torrent) awaitInfo(ctx context.Context, tick <-chan time.Time, emit func(Event)) (*metainfo.Info, error) {
+	t.dialDirect()
+	for {
+		select {
+		case <-t.t.GotInfo():
+			info := t.t.Info()
+			if err := meta.CheckInfo(info); err != nil {
+				return nil, fmt.Errorf("refusing metadata from peers: %w", err)
+			}
+			return info, nil
+		case <-ctx.Done():
+			return nil, ErrInterrupted
+		case <-tick:
+			t.dialDirect()
+			t.reportPeers(emit)
+		}
+	}
+}
+
+// prepare opens the storage, hashes what is on disk where it cannot be trusted, and starts
+// the download and the tracker announces.
+func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Event)) error {
+	root := t.store.Root(info)
+	final, partial, err := t.store.OnDisk(info)
+	if err != nil {
+		return err
+	}
+	if err := t.t.OpenStorage(ctx, t.store); err != nil {
+		return fmt.Errorf("opening %s: %w", root, err)
+	}
+	// Hash what is on disk rather than trust it when this node did not write it (files of
+	// the same name), or when a download was cut short: the resume record lags the data by
+	// up to a second, and a killed run leaves verified pieces it never recorded.
+	verify := t.opts.Seed ||
+		(len(final) > 0 && !t.store.Resumed()) ||
+		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
+	size := info.TotalLength()
+	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
+		Pieces: info.NumPieces(), Listen: t.node.ListenAddr(), Magnet: t.magnet(info)})
+
+	if verify {
+		if err := t.verify(ctx, size, emit); err != nil {
+			return err
+		}
+		missing := t.t.BytesMissing()
+		switch {
+		case t.opts.Seed && missing > 0:
+			return fmt.Errorf("data at %s does not match the torrent: %d of %d bytes missing or corrupt",
+				root, missing, size)
+		case missing > 0 && len(final) > 0 && !t.store.Resumed():
+			// Downloading would overwrite files shoal did not write.
+			return fmt.Errorf("%s is in the way: it exists and does not match the torrent; move it or choose another -o", final[0])
+		}
+	}
+	if !t.opts.Seed {
+		t.t.DownloadAll()
+	}
+	// Announce only now: a seeder that announced before its check would be listed as a
+	// leecher, and trackers do not hear of it again for half an hour.
+	if len(t.src.Trackers) > 0 {
+		t.t.AddTrackers(t.src.Trackers)
+	}
+	return nil
 }
 
 // verify hashes the data on disk, reporting progress.
@@ -216,11 +226,13 @@ func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) erro
 	}
 }
 
-// dialDirect offers the direct peers to the client; it dials those it is not connected to.
+// dialDirect offers the direct peers to the client, at most every redialEvery; it dials
+// those it is not connected to.
 func (t *Torrent) dialDirect() {
-	if len(t.peers) == 0 {
+	if len(t.peers) == 0 || time.Since(t.lastDial) < redialEvery {
 		return
 	}
+	t.lastDial = time.Now()
 	pis := make([]torrent.PeerInfo, 0, len(t.peers))
 	for _, ap := range t.peers {
 		pis = append(pis, torrent.PeerInfo{
