@@ -33,6 +33,8 @@ type Announcement struct {
 	// Uploaded and Downloaded are payload bytes in this run.
 	Uploaded, Downloaded int64
 	Event                AnnounceEvent
+	// Trackers is the torrent's own announce list (BEP 12 tiers), for tracker adapters.
+	Trackers [][]string
 }
 
 // AnnounceEvent is the tracker event of an announcement (BEP 3).

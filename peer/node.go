@@ -32,6 +32,10 @@ type Config struct {
 	DownloadRate, UploadRate int64
 	// DisablePEX turns off peer exchange, so that every peer found was found by discovery.
 	DisablePEX bool
+	// Discovery adapters find peers and announce this node's torrents (after a torrent's
+	// data is ready; a torrent is announced again once it completes). The node owns them:
+	// Close closes them. The torrent's own trackers are used only through an adapter.
+	Discovery []Discovery
 	// Logger receives the node's and the library's log; nil discards it.
 	Logger *slog.Logger
 }
@@ -50,8 +54,16 @@ type Node struct {
 	torrents []*Torrent
 }
 
-// New starts a node listening on cfg.Listen.
-func New(cfg Config) (*Node, error) {
+// New starts a node listening on cfg.Listen. The node owns cfg.Discovery from here on,
+// and closes the adapters itself if it cannot start.
+func New(cfg Config) (n *Node, err error) {
+	defer func() {
+		if err != nil {
+			for _, d := range cfg.Discovery {
+				d.Close()
+			}
+		}
+	}()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +81,7 @@ func New(cfg Config) (*Node, error) {
 	c.NoDefaultPortForwarding = true
 	c.DisableWebtorrent, c.DisableWebseeds = true, true
 	c.DisablePEX = cfg.DisablePEX
+	c.DisableTrackers = true // trackers are a Discovery adapter (peer/announce)
 	c.Seed = true
 	c.DataDir = cfg.DataDir
 	c.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
@@ -101,7 +114,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.UploadRate > 0 {
 		c.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), 0)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, host: host}
+	n = &Node{cfg: cfg, log: cfg.Logger, host: host}
 	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
 	cl, err := torrent.NewClient(c)
 	if err != nil {
@@ -244,6 +257,11 @@ func (n *Node) Close() error {
 		}
 	}
 	n.torrents = nil
+	for _, d := range n.cfg.Discovery {
+		if err := d.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -24,8 +24,9 @@ type Torrent struct {
 	opts      AddOptions
 	peers     []netip.AddrPort
 	writeErrs chan error
-	conns     chan PeerFound // from Node.onPeerConn
-	lastDial  time.Time      // owned by Run
+	conns     chan PeerFound   // from Node.onPeerConn
+	lastDial  time.Time        // owned by Run
+	found     <-chan foundPeer // from the discovery adapters, read by Run
 }
 
 // RunOptions says when a torrent is done with.
@@ -64,6 +65,9 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	started := time.Now()
 	tick := time.NewTicker(opts.Interval)
 	defer tick.Stop()
+	search := t.startSearch(ctx)
+	defer search.close()
+	t.found = search.found
 	info, err := t.awaitInfo(ctx, tick.C, emit)
 	if err != nil {
 		return err
@@ -71,6 +75,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	if err := t.prepare(ctx, info, emit); err != nil {
 		return err
 	}
+	search.markReady()
 	size, root := info.TotalLength(), t.store.Root(info)
 
 	// Download, then seed.
@@ -121,6 +126,9 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		case err := <-t.writeErrs:
 			return fmt.Errorf("writing to %s: %w (verified pieces are kept; free space and run again)", root, err)
 		case <-completeOn:
+		case p := <-t.found:
+			t.addFound(p)
+			continue
 		case <-tick.C:
 		}
 		t.dialDirect()
@@ -151,6 +159,8 @@ func (t *Torrent) awaitInfo(ctx context.Context, tick <-chan time.Time, emit fun
 			return info, nil
 		case <-ctx.Done():
 			return nil, ErrInterrupted
+		case p := <-t.found:
+			t.addFound(p)
 		case <-tick:
 			t.dialDirect()
 			t.reportPeers(emit)
@@ -195,11 +205,6 @@ func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Ev
 	}
 	if !t.opts.Seed {
 		t.t.DownloadAll()
-	}
-	// Announce only now: a seeder that announced before its check would be listed as a
-	// leecher, and trackers do not hear of it again for half an hour.
-	if len(t.src.Trackers) > 0 {
-		t.t.AddTrackers(t.src.Trackers)
 	}
 	return nil
 }

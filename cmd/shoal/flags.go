@@ -24,10 +24,9 @@ const defaultPort = "6881"
 
 // nodeFlags are the flags seed and get share.
 func nodeFlags() []cli.Flag {
-	return []cli.Flag{
+	return append(discoveryFlags(),
 		&cli.StringFlag{Name: "listen", Value: ":" + defaultPort, Usage: "BitTorrent TCP address `HOST:PORT` (empty host: every interface; port 0: any free port; if the default port is busy, a free one)"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "connect to the peer at `HOST:PORT` directly (repeatable), whatever else is on"},
-		&cli.StringFlag{Name: "discovery", Value: "none", Usage: "how to find peers, a comma `LIST`; none: only --peer and the torrent's own trackers"},
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "where shoal keeps its state (resume records)", Sources: cli.EnvVars("SHOAL_DATA_DIR")},
 		&cli.BoolFlag{Name: "json", Usage: "print events as JSON lines on stdout instead of progress bars"},
 		&cli.StringFlag{Name: "on-complete", Usage: "POST the complete event as JSON to `URL`"},
@@ -35,7 +34,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "upload-rate", Usage: "cap uploads at `RATE` bytes per second"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything, the torrent library's messages included"},
-	}
+	)
 }
 
 // nodeConfig turns the shared flags into a node configuration.
@@ -43,13 +42,6 @@ func nodeConfig(cmd *cli.Command) (peer.Config, error) {
 	var cfg peer.Config
 	if cmd.Bool("quiet") && cmd.Bool("verbose") {
 		return cfg, usageError{errors.New("--quiet and --verbose cannot both be given")}
-	}
-	for _, d := range strings.Split(cmd.String("discovery"), ",") {
-		switch strings.TrimSpace(d) {
-		case "none":
-		default:
-			return cfg, usageError{fmt.Errorf("--discovery %q: this build knows only \"none\" (use --peer HOST:PORT or the torrent's trackers)", d)}
-		}
 	}
 	var err error
 	if cfg.DownloadRate, err = parseRate(cmd, "download-rate"); err != nil {
@@ -65,6 +57,9 @@ func nodeConfig(cmd *cli.Command) (peer.Config, error) {
 	cfg.DataDir = cmd.String("data-dir")
 	if cfg.DataDir == "" {
 		return cfg, usageError{errors.New("--data-dir is empty and no home folder is known")}
+	}
+	if _, err := parseDiscovery(cmd.String("discovery")); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

@@ -25,11 +25,17 @@ func runTorrent(ctx context.Context, cmd *cli.Command, src *meta.Source, add pee
 	}
 	out := newSink(ctx, cmd.Bool("json"), stdout, stderr, cmd.String("on-complete"), log)
 	defer func() { out.fail(err) }()
-	node, err := peer.New(cfg)
+	start := func() (*peer.Node, error) {
+		if cfg.Discovery, err = discoveryAdapters(cmd, cfg); err != nil {
+			return nil, err
+		}
+		return peer.New(cfg)
+	}
+	node, err := start()
 	if errors.Is(err, peer.ErrPortInUse) && !cmd.IsSet("listen") {
 		log.Warn("default port busy, listening on a free port instead", "port", defaultPort)
 		cfg.Listen = ":0"
-		node, err = peer.New(cfg)
+		node, err = start()
 	}
 	if err != nil {
 		return err

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/announce"
+)
+
+// discoveryModes are the values --discovery takes.
+var discoveryModes = []string{"none", "dht", "tracker"}
+
+// discoveryFlags choose how seed and get find peers.
+func discoveryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "discovery", Value: "dht,tracker", Sources: cli.EnvVars("SHOAL_DISCOVERY"),
+			Usage: "how to find peers, a comma `LIST` of " + strings.Join(discoveryModes, ", ") +
+				" (none: only --peer and the torrent's own trackers)"},
+		&cli.StringSliceFlag{Name: "tracker", Usage: "also announce to the tracker at `URL` (repeatable; with --discovery tracker)"},
+	}
+}
+
+// parseDiscovery reads --discovery into a set of modes.
+func parseDiscovery(s string) (map[string]bool, error) {
+	modes := make(map[string]bool)
+	for _, d := range strings.Split(s, ",") {
+		d = strings.TrimSpace(d)
+		ok := false
+		for _, m := range discoveryModes {
+			ok = ok || d == m
+		}
+		if !ok {
+			return nil, usageError{fmt.Errorf("--discovery %q: want a comma list of %s", d, strings.Join(discoveryModes, ", "))}
+		}
+		modes[d] = true
+	}
+	if modes["none"] && len(modes) > 1 {
+		return nil, usageError{errors.New("--discovery none cannot be combined with other modes")}
+	}
+	return modes, nil
+}
+
+// discoveryAdapters builds the adapters the flags ask for. The torrent's own trackers are
+// always used, so a tracker adapter is there even with --discovery none.
+func discoveryAdapters(cmd *cli.Command, cfg peer.Config) ([]peer.Discovery, error) {
+	modes, err := parseDiscovery(cmd.String("discovery"))
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, u := range cmd.StringSlice("tracker") {
+		pu, err := url.Parse(u)
+		if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "udp") {
+			return nil, usageError{fmt.Errorf("--tracker %q: want an http, https or udp URL", u)}
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) > 0 && !modes["tracker"] {
+		return nil, usageError{errors.New("--tracker needs --discovery to include tracker")}
+	}
+	var local netip.Addr
+	if host, _, err := peer.SplitListen(cfg.Listen); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
+			local = a
+		}
+	}
+	return []peer.Discovery{announce.New(announce.Config{URLs: urls, LocalIP: local, Logger: cfg.Logger})}, nil
+}

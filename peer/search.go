@@ -1,0 +1,178 @@
+package peer
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Timing of discovery for one torrent.
+const (
+	// firstRetry is the wait before a second lookup; it doubles up to maxRetry while the
+	// download is incomplete.
+	firstRetry = time.Second
+	maxRetry   = 30 * time.Second
+	// reannounce is how often a torrent is announced again.
+	reannounce = 5 * time.Minute
+)
+
+// foundPeer is an address an adapter found, on its way to the torrent.
+type foundPeer struct {
+	addr   netip.AddrPort
+	source string
+}
+
+// search runs every discovery adapter for one torrent: lookups at once (a magnet needs peers
+// for its metadata), announces once the data is ready. It is started and stopped by Run.
+type search struct {
+	t     *Torrent
+	found chan foundPeer
+	ready chan struct{} // closed by Run when storage is open and verified
+	once  sync.Once
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+// startSearch starts one goroutine per adapter; stop cancels and waits for them.
+func (t *Torrent) startSearch(ctx context.Context) *search {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &search{t: t, found: make(chan foundPeer, 256), ready: make(chan struct{}), stop: cancel}
+	for _, d := range t.node.cfg.Discovery {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.run(ctx, d)
+		}()
+	}
+	return s
+}
+
+// markReady lets the adapters announce.
+func (s *search) markReady() { s.once.Do(func() { close(s.ready) }) }
+
+// close stops the adapters' goroutines and waits for them. A last "stopped" announce is
+// sent with a short deadline so trackers drop this node at once.
+func (s *search) close() {
+	s.stop()
+	s.wg.Wait()
+}
+
+// run is one adapter's loop: look up while peers are wanted, announce when ready and then
+// every reannounce, and tell trackers when the download completes.
+func (s *search) run(ctx context.Context, d Discovery) {
+	retry := firstRetry
+	nextLookup := time.Now()
+	var nextAnnounce time.Time
+	announced, completed := false, false
+	ready := s.ready
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		wanted := !s.t.t.Complete().Bool()
+		if wanted && !now.Before(nextLookup) {
+			s.lookup(ctx, d)
+			nextLookup = time.Now().Add(retry)
+			retry = min(retry*2, maxRetry)
+		}
+		if announced && !completed && !wanted {
+			completed = true
+			s.announce(ctx, d, EventCompleted)
+		}
+		if announced && !now.Before(nextAnnounce) {
+			s.announce(ctx, d, EventNone)
+			nextAnnounce = time.Now().Add(reannounce)
+		}
+		wait := time.Until(nextAnnounce)
+		if !announced {
+			wait = maxRetry
+		}
+		if wanted {
+			wait = min(wait, time.Until(nextLookup))
+		}
+		timer.Reset(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			if announced {
+				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				s.announce(sctx, d, EventStopped)
+				cancel()
+			}
+			return
+		case <-ready:
+			ready = nil
+			announced, completed = true, !wanted
+			s.announce(ctx, d, EventStarted)
+			nextAnnounce = time.Now().Add(reannounce)
+			// A tracker's answer to the announce is a lookup's worth of peers.
+			nextLookup = time.Now()
+		case <-timer.C:
+		}
+	}
+}
+
+func (s *search) lookup(ctx context.Context, d Discovery) {
+	if s.private() && d.Name() != "tracker" {
+		return
+	}
+	ch, err := d.Lookup(ctx, s.t.src.InfoHash)
+	if err != nil {
+		s.t.node.log.Debug("lookup failed", "via", d.Name(), "err", err)
+	}
+	if ch == nil {
+		return
+	}
+	for addr := range ch {
+		select {
+		case s.found <- foundPeer{addr, d.Name()}:
+		case <-ctx.Done():
+			for range ch { // the adapter closes it once ctx is done
+			}
+			return
+		}
+	}
+}
+
+func (s *search) announce(ctx context.Context, d Discovery, ev AnnounceEvent) {
+	if s.private() && d.Name() != "tracker" {
+		return
+	}
+	st := s.t.t.Stats()
+	a := Announcement{
+		InfoHash: s.t.src.InfoHash, Port: int(s.t.node.Addr().Port()),
+		Left: s.t.t.BytesMissing(), Uploaded: written(&st), Downloaded: read(&st),
+		Event: ev, Trackers: s.t.src.Trackers,
+	}
+	if err := d.Announce(ctx, a); err != nil && ctx.Err() == nil {
+		s.t.node.log.Debug("announce failed", "via", d.Name(), "err", err)
+	}
+}
+
+// private says the torrent is private (BEP 27): its peers come from its trackers only.
+func (s *search) private() bool {
+	info := s.t.t.Info()
+	return info != nil && info.Private != nil && *info.Private
+}
+
+// addFound hands a found address to the torrent.
+func (t *Torrent) addFound(p foundPeer) {
+	t.t.AddPeers([]torrent.PeerInfo{{
+		Addr:   torrent.IpPort{IP: net.IP(p.addr.Addr().AsSlice()), Port: p.addr.Port()},
+		Source: peerSource(p.source),
+	}})
+}
+
+// peerSource maps an adapter's name to the library's peer source, which the peer event reports.
+func peerSource(name string) torrent.PeerSource {
+	switch name {
+	case "dht":
+		return torrent.PeerSourceDhtGetPeers
+	case "tracker":
+		return torrent.PeerSourceTracker
+	}
+	return torrent.PeerSource(name)
+}
