@@ -18,21 +18,21 @@ head -c $((64 << 20)) /dev/urandom > "$WORK/seed/sample.bin"
 
 echo; echo "== node 1 seeds it on 127.0.0.1:6881"
 "$SHOAL" seed "$WORK/sample.torrent" -d "$WORK/seed" --listen 127.0.0.1:6881 \
-  --data-dir "$WORK/state1" --json > "$WORK/seed.log" 2> "$WORK/seed.err" &
+  --data-dir "$WORK/state1" --discovery none --json > "$WORK/seed.log" 2> "$WORK/seed.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q '"event":"complete"' "$WORK/seed.log" 2>/dev/null && break; sleep 0.1; done
 grep -q '"event":"complete"' "$WORK/seed.log" || { cat "$WORK/seed.err"; exit 1; }
 
 echo "== node 3 downloads in the background, capped at 16 MiB/s (log: $WORK/node3.log)"
 "$SHOAL" get "$WORK/sample.torrent" -o "$WORK/node3" --listen 127.0.0.3:6883 \
-  --peer 127.0.0.1:6881 --peer 127.0.0.2:6882 --data-dir "$WORK/state3" \
+  --peer 127.0.0.1:6881 --peer 127.0.0.2:6882 --data-dir "$WORK/state3" --discovery none \
   --download-rate 16MiB --seed-time 0 --json > "$WORK/node3.log" &
 pids+=($!)
 node3=$!
 
 echo "== node 2 downloads from nodes 1 and 3, and stays to serve node 3 for 5 s"
 "$SHOAL" get "$WORK/sample.torrent" -o "$WORK/node2" --listen 127.0.0.2:6882 \
-  --peer 127.0.0.1:6881 --peer 127.0.0.3:6883 --data-dir "$WORK/state2" --seed-time 5s
+  --peer 127.0.0.1:6881 --peer 127.0.0.3:6883 --data-dir "$WORK/state2" --discovery none --seed-time 5s
 wait "$node3"
 
 echo; echo "== checking every copy"
