@@ -57,6 +57,8 @@ type Complete struct {
 	Seconds    float64 `json:"seconds"`
 	Downloaded int64   `json:"downloaded"` // payload read from peers in this run
 	Uploaded   int64   `json:"uploaded"`
+	// Discovery is what finding peers has cost so far, by adapter.
+	Discovery map[string]SearchStats `json:"discovery,omitempty"`
 }
 
 // Stop: the node stopped working on the torrent, and why (seed-time, seed-ratio, interrupted).

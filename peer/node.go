@@ -265,5 +265,17 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
+// SearchStats is what each discovery adapter has cost so far, by adapter name.
+func (n *Node) SearchStats() map[string]SearchStats {
+	if len(n.cfg.Discovery) == 0 {
+		return nil
+	}
+	m := make(map[string]SearchStats, len(n.cfg.Discovery))
+	for _, d := range n.cfg.Discovery {
+		m[d.Name()] = d.Stats()
+	}
+	return m
+}
+
 // BannedIPs lists the peer addresses banned for sending data that failed its hash.
 func (n *Node) BannedIPs() []string { return n.cl.BadPeerIPs() }

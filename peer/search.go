@@ -81,7 +81,9 @@ func (s *search) run(ctx context.Context, d Discovery) {
 		}
 		if announced && !completed && !wanted {
 			completed = true
-			s.announce(ctx, d, EventCompleted)
+			if tracksEvents(d) {
+				s.announce(ctx, d, EventCompleted)
+			}
 		}
 		if announced && !now.Before(nextAnnounce) {
 			s.announce(ctx, d, EventNone)
@@ -97,8 +99,11 @@ func (s *search) run(ctx context.Context, d Discovery) {
 		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
-			if announced {
+			if announced && tracksEvents(d) {
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				if !completed && s.t.t.Complete().Bool() {
+					s.announce(sctx, d, EventCompleted)
+				}
 				s.announce(sctx, d, EventStopped)
 				cancel()
 			}
@@ -151,6 +156,10 @@ func (s *search) announce(ctx context.Context, d Discovery, ev AnnounceEvent) {
 		s.t.node.log.Debug("announce failed", "via", d.Name(), "err", err)
 	}
 }
+
+// tracksEvents says the adapter wants the completed and stopped events: trackers count
+// seeders and downloads with them, a DHT has no use for them.
+func tracksEvents(d Discovery) bool { return d.Name() != "dht" && d.Name() != "flood" }
 
 // private says the torrent is private (BEP 27): its peers come from its trackers only.
 func (s *search) private() bool {

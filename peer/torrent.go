@@ -91,7 +91,8 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 			s := t.t.Stats()
 			emit(Complete{Event: "complete", InfoHash: t.src.InfoHash.HexString(), Size: size,
 				Seconds:    time.Since(started).Seconds(),
-				Downloaded: read(&s) - read(&base), Uploaded: written(&s) - written(&base)})
+				Downloaded: read(&s) - read(&base), Uploaded: written(&s) - written(&base),
+				Discovery: t.node.SearchStats()})
 			if opts.SeedTime == 0 {
 				return nil
 			}

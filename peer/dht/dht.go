@@ -1,0 +1,497 @@
+// Package dht is shoal's structured discovery: a peer.Discovery adapter over the BitTorrent
+// mainline DHT (BEP 5), run by github.com/anacrolix/dht/v2 on a UDP socket of its own.
+//
+// A Node is one DHT node. It joins through its bootstrap nodes (or the routing table it saved
+// in its StateDir on a previous run), announces a torrent with an explicit BitTorrent TCP port
+// (announce_peer with port, never implied_port: the DHT's UDP port is not the client's TCP
+// port), and looks up peers with a get_peers traversal. It is also what `shoal dht` runs on
+// its own: a bare node, a bootstrap point for a private swarm.
+//
+// Unlike the library's defaults, each Node has its own send limiter (the library's default
+// is one limiter shared by every server in the process) and its own peer store keyed by
+// ip:port (the library's in-memory store keys by IP alone and never returns a peer).
+// Only this package imports the library.
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	adht "github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/dht/v2/traversal"
+	"golang.org/x/time/rate"
+
+	"github.com/shoalp2p/shoal/peer"
+)
+
+// Config is how a Node runs.
+type Config struct {
+	// Listen is the UDP address, HOST:PORT. An empty host listens on every interface; port 0
+	// picks a free port.
+	Listen string
+	// Bootstrap lists the nodes to join through, HOST:PORT each. nil means the public
+	// routers (adht.GlobalBootstrapAddrs); an empty, non-nil list means none: this node is
+	// the first of its network.
+	Bootstrap []string
+	// StateDir, when set, is where the routing table is saved (on Close, and every minute)
+	// and loaded from on start, so that a restarted node rejoins without its bootstrap nodes.
+	StateDir string
+	// Logger receives the node's log, the library's warnings and errors included; nil
+	// discards it.
+	Logger *slog.Logger
+}
+
+// Timing.
+const (
+	// resendDelay is how long a query waits for its reply. The library sends each query once,
+	// so a dead node costs this much; its default is 2 s.
+	resendDelay = 400 * time.Millisecond
+	// saveEvery is how often the routing table is written to the StateDir.
+	saveEvery = time.Minute
+	// refreshEvery is how often the node bootstraps again, to keep its table fresh.
+	refreshEvery = 15 * time.Minute
+	// reverifyAfter is how long a node that queried us is not pinged again.
+	reverifyAfter = 15 * time.Minute
+	// maxPings is how many pings of new contacts may be in flight.
+	maxPings = 16
+	// retryFirst and retryMax bound the wait between bootstraps while no node answers.
+	retryFirst = 5 * time.Second
+	retryMax   = time.Minute
+)
+
+// nodesFile is the routing table's file name in the StateDir.
+const nodesFile = "dht-nodes"
+
+// ErrClosed is returned by a Node's methods after Close.
+var ErrClosed = errors.New("dht: node closed")
+
+// errNoNodes: nothing answered a bootstrap.
+var errNoNodes = errors.New("no DHT node answered")
+
+// Node is one DHT node; it implements peer.Discovery.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *countingConn
+	s      *adht.Server
+	store  *peerStore
+	saved  []krpc.NodeInfo // the table loaded from the StateDir
+	public bool            // bootstrapping from the public routers
+
+	contacts chan net.Addr // nodes that queried us, to ping (see verify)
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	boot   chan struct{} // one bootstrap at a time
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	saveMu sync.Mutex
+
+	warned atomic.Bool // "no bootstrap node reachable" said once
+	stats  struct {
+		announces, lookups, contacted, found atomic.Int64
+	}
+}
+
+var _ peer.Discovery = (*Node)(nil)
+
+// New opens the node's UDP socket and starts serving; it joins the network in the background
+// (call Bootstrap to wait for that).
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, port, err := peer.SplitListen(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	for _, b := range cfg.Bootstrap {
+		if err := checkHostPort(b); err != nil {
+			return nil, fmt.Errorf("dht bootstrap node %w", err)
+		}
+	}
+	network := "udp4"
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		network = "udp6"
+	}
+	pc, err := net.ListenPacket(network, net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("dht: listen on %s: %w", cfg.Listen, err)
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger, conn: &countingConn{PacketConn: pc},
+		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
+		contacts: make(chan net.Addr, 256),
+	}
+	if cfg.StateDir != "" {
+		n.saved, err = readNodes(filepath.Join(cfg.StateDir, nodesFile))
+		if err != nil {
+			n.log.Warn("DHT: ignoring the saved routing table", "err", err)
+		}
+	}
+	sc := adht.NewDefaultServerConfig()
+	sc.Conn = n.conn
+	sc.NoSecurity = true // node ids are not tied to IPs: loopback swarms, NATs
+	sc.PeerStore = n.store
+	sc.SendLimiter = rate.NewLimiter(rate.Inf, 0) // never the process-wide adht.DefaultSendLimiter
+	sc.QueryResendDelay = func() time.Duration { return resendDelay }
+	sc.StartingNodes = n.startingNodes
+	sc.Logger = libLogger(n.log)
+	sc.OnQuery = n.onQuery
+	s, err := adht.NewServer(sc)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	n.s = s
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(2)
+	go n.maintain()
+	go n.verify()
+	return n, nil
+}
+
+// Addr is the node's UDP address, to give to others as a bootstrap node: the listen IP
+// (127.0.0.1 when listening on every interface) and the port actually bound.
+func (n *Node) Addr() netip.AddrPort {
+	ap := n.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() {
+		if ip.Is6() {
+			ip = netip.IPv6Loopback()
+		} else {
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	}
+	return netip.AddrPortFrom(ip, ap.Port())
+}
+
+// NumNodes is the number of nodes in the routing table.
+func (n *Node) NumNodes() int { return n.s.NumNodes() }
+
+// Bootstrap joins the network: a find_node traversal towards the node's own id, which fills
+// the routing table. It starts from the table, or, when that is empty, from the bootstrap
+// nodes and the saved table. It returns an error when nothing answered (a node with no
+// bootstrap nodes and an empty table has nothing to do, and returns nil). Concurrent calls
+// run one after the other.
+func (n *Node) Bootstrap(ctx context.Context) error {
+	ctx, done, err := n.start(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
+	select {
+	case n.boot <- struct{}{}:
+		defer func() { <-n.boot }()
+	case <-ctx.Done():
+		return n.ctxErr(ctx)
+	}
+	starts, err := n.s.TraversalStartingNodes()
+	if err != nil {
+		if !n.public && len(n.cfg.Bootstrap) == 0 && len(n.saved) == 0 {
+			return nil // the first node of a network
+		}
+		n.unreachable(err)
+		return fmt.Errorf("dht bootstrap: %w", err)
+	}
+	id := n.s.ID()
+	op := traversal.Start(traversal.OperationInput{
+		Target: id,
+		K:      16,
+		DoQuery: func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+			return n.s.Query(ctx, adht.NewAddr(addr.UDP()), "find_node", adht.QueryInput{
+				MsgArgs: krpc.MsgArgs{Target: id, Want: []krpc.Want{krpc.WantNodes, krpc.WantNodes6}},
+			}).TraversalQueryResult(addr)
+		},
+		NodeFilter: n.s.TraversalNodeFilter,
+	})
+	op.AddNodes(starts)
+	select {
+	case <-op.Stalled():
+	case <-ctx.Done():
+	}
+	op.Stop()
+	<-op.Stopped()
+	if err := n.ctxErr(ctx); err != nil {
+		return err
+	}
+	st := op.Stats()
+	if atomic.LoadUint32(&st.NumResponses) == 0 {
+		n.unreachable(errNoNodes)
+		return fmt.Errorf("dht bootstrap: %w (tried %d)", errNoNodes, atomic.LoadUint32(&st.NumAddrsTried))
+	}
+	if n.warned.Load() {
+		n.log.Debug("DHT: joined", "nodes", n.s.NumNodes())
+	}
+	return nil
+}
+
+// unreachable says, once per node, that nothing answered.
+func (n *Node) unreachable(err error) {
+	if n.warned.Swap(true) {
+		return
+	}
+	boot := "the public routers"
+	if !n.public {
+		boot = fmt.Sprint(n.cfg.Bootstrap)
+	}
+	n.log.Warn("DHT: no bootstrap node reachable; searches find nothing until one answers (retrying)",
+		"bootstrap", boot, "err", err)
+}
+
+// start registers an operation that Close waits for, and merges ctx with the node's life.
+func (n *Node) start(ctx context.Context) (context.Context, func(), error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, nil, ErrClosed
+	}
+	n.wg.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.ctx, cancel)
+	return ctx, func() { stop(); cancel(); n.wg.Done() }, nil
+}
+
+// ctxErr is ErrClosed when the node closed, else ctx's error.
+func (n *Node) ctxErr(ctx context.Context) error {
+	if n.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// maintain bootstraps at once, again (backing off) while nothing answers or the table is
+// empty, and every refreshEvery; it saves the routing table every saveEvery.
+func (n *Node) maintain() {
+	defer n.wg.Done()
+	retry := retryFirst
+	save := time.NewTicker(saveEvery)
+	defer save.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-save.C:
+			if err := n.saveTable(); err != nil {
+				n.log.Warn("DHT: saving the routing table", "err", err)
+			}
+			continue
+		case <-timer.C:
+		}
+		err := n.Bootstrap(n.ctx)
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		wait := refreshEvery
+		if err != nil || n.s.NumNodes() == 0 {
+			// Nothing answered, or this is the first node of its network and nobody has
+			// joined yet.
+			wait, retry = retry, min(2*retry, retryMax)
+		} else {
+			retry = retryFirst
+		}
+		timer.Reset(wait)
+	}
+}
+
+// onQuery passes the sender of each query to verify. The library calls it with its lock held:
+// it never blocks, and drops contacts past the buffer.
+func (n *Node) onQuery(m *krpc.Msg, source net.Addr) bool {
+	if !m.ReadOnly {
+		select {
+		case n.contacts <- source:
+		default:
+		}
+	}
+	return true
+}
+
+// verify pings the nodes that query us, once per reverifyAfter each. The library puts a
+// querying node in the routing table but hands it out to others only once it has answered a
+// query of ours, and it sends none by itself (its TableMaintainer pings such nodes a minute
+// later at best): without this a bare bootstrap node would never tell a joining node about the
+// others.
+func (n *Node) verify() {
+	defer n.wg.Done()
+	pinged := make(map[string]time.Time)
+	sem := make(chan struct{}, maxPings)
+	for {
+		var a net.Addr
+		select {
+		case <-n.ctx.Done():
+			return
+		case a = <-n.contacts:
+		}
+		now := time.Now()
+		if at, ok := pinged[a.String()]; ok && now.Sub(at) < reverifyAfter {
+			continue
+		}
+		if len(pinged) >= 10000 {
+			for k, at := range pinged {
+				if now.Sub(at) >= reverifyAfter {
+					delete(pinged, k)
+				}
+			}
+		}
+		pinged[a.String()] = now
+		select {
+		case sem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-sem }()
+			addr := adht.NewAddr(a)
+			res := n.s.Query(n.ctx, addr, "ping", adht.QueryInput{})
+			if id := res.Reply.SenderID(); res.Err == nil && id != nil {
+				n.s.NodeRespondedToPing(addr, id.Int160())
+			}
+		}()
+	}
+}
+
+// startingNodes is where a traversal starts when the routing table is empty: the bootstrap
+// nodes and the saved table.
+func (n *Node) startingNodes() ([]adht.Addr, error) {
+	var addrs []adht.Addr
+	var err error
+	if n.public {
+		addrs, err = adht.GlobalBootstrapAddrs("udp")
+	} else {
+		addrs, err = resolve(n.ctx, n.cfg.Bootstrap)
+	}
+	for _, ni := range n.saved {
+		addrs = append(addrs, adht.NewAddr(ni.Addr.UDP()))
+	}
+	if len(addrs) > 0 {
+		return addrs, nil
+	}
+	if err == nil {
+		err = errors.New("no bootstrap nodes")
+	}
+	return nil, err
+}
+
+// resolve turns HOST:PORT strings into addresses; names are looked up in DNS.
+func resolve(ctx context.Context, hostPorts []string) ([]adht.Addr, error) {
+	var addrs []adht.Addr
+	var errs []error
+	for _, hp := range hostPorts {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p, _ := strconv.Atoi(port)
+		if ip, err := netip.ParseAddr(host); err == nil {
+			addrs = append(addrs, adht.NewAddr(net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(p)))))
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, adht.NewAddr(net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(p)))))
+		}
+	}
+	return addrs, errors.Join(errs...)
+}
+
+// checkHostPort checks a bootstrap address: HOST:PORT with a port 1..65535.
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q: want HOST:PORT, like 127.0.0.1:6881", s)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%q: port must be 1..65535", s)
+	}
+	return nil
+}
+
+// Close stops every search, saves the routing table, closes the socket and waits for the
+// node's goroutines.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	err := n.saveTable()
+	n.s.Close()
+	n.conn.shutdown()
+	return err
+}
+
+// saveTable writes the routing table to the StateDir. An empty table does not replace a saved
+// one: a node that ran offline keeps what it knew.
+func (n *Node) saveTable() error {
+	if n.cfg.StateDir == "" {
+		return nil
+	}
+	n.saveMu.Lock()
+	defer n.saveMu.Unlock()
+	nodes := n.s.Nodes()
+	if len(nodes) == 0 {
+		return nil
+	}
+	b, err := krpc.CompactIPv6NodeInfo(nodes).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(n.cfg.StateDir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(n.cfg.StateDir, nodesFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readNodes loads a saved routing table; a missing file is an empty table.
+func readNodes(path string) ([]krpc.NodeInfo, error) {
+	ns, err := adht.ReadNodesFromFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	out := ns[:0]
+	for _, ni := range ns {
+		if ip4 := ni.Addr.IP.To4(); ip4 != nil {
+			ni.Addr.IP = ip4
+		}
+		if ni.Addr.Port > 0 {
+			out = append(out, ni)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,57 @@
+package dht
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent/bencode"
+)
+
+func TestKRPCType(t *testing.T) {
+	for _, m := range []krpc.Msg{
+		{T: "aa", Y: "q", Q: "get_peers", A: &krpc.MsgArgs{Want: []krpc.Want{"n4"}}},
+		{T: "ab", Y: "r", R: &krpc.Return{Nodes: krpc.CompactIPv4NodeInfo{{Addr: krpc.NodeAddr{IP: []byte{1, 2, 3, 4}, Port: 5}}}}},
+		{T: "ac", Y: "e", E: &krpc.Error{Code: 201, Msg: "x"}},
+	} {
+		b := bencode.MustMarshal(m)
+		if got := krpcType(b); got != m.Y[0] {
+			t.Errorf("%q: type %q, want %q", b, got, m.Y)
+		}
+		for i := range b {
+			krpcType(b[:i]) // truncated: no panic
+		}
+	}
+	for _, b := range []string{"", "d", "de", "le", "d1:y", "d1:yi1ee", "d1:a99999999999:x1:y1:qe", "d1:xlllllllllllllllllllllllllllllllllllllllllllllllllleeeee1:y1:qe"} {
+		if got := krpcType([]byte(b)); got != 0 {
+			t.Errorf("%q: type %q, want none", b, got)
+		}
+	}
+}
+
+func TestPeerStore(t *testing.T) {
+	s := newPeerStore()
+	var ih [20]byte
+	s.AddPeer(ih, krpc.NodeAddr{IP: netip.MustParseAddr("127.0.0.2").AsSlice(), Port: 1000})
+	s.AddPeer(ih, krpc.NodeAddr{IP: netip.MustParseAddr("::ffff:127.0.0.2").AsSlice(), Port: 1000}) // the same
+	s.AddPeer(ih, krpc.NodeAddr{IP: netip.MustParseAddr("127.0.0.2").AsSlice(), Port: 1001})        // same IP, other port
+	s.AddPeer(ih, krpc.NodeAddr{IP: netip.MustParseAddr("127.0.0.3").AsSlice(), Port: 0})           // no port
+	got := s.GetPeers(ih)
+	if len(got) != 2 {
+		t.Fatalf("got %v, want 2 peers", got)
+	}
+	for _, p := range got {
+		if len(p.IP) != 4 {
+			t.Errorf("%v: IPv4 not 4 bytes", p)
+		}
+	}
+	for i := range maxPeersPerHash + 10 {
+		s.AddPeer(ih, krpc.NodeAddr{IP: []byte{10, 0, byte(i >> 8), byte(i)}, Port: 1})
+	}
+	if n := len(s.m[ih]); n != maxPeersPerHash {
+		t.Errorf("%d peers kept, want %d", n, maxPeersPerHash)
+	}
+	if n := len(s.GetPeers(ih)); n != maxValues {
+		t.Errorf("%d peers returned, want %d", n, maxValues)
+	}
+}
