@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseInfoHash$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./storage -run '^$$' -fuzz '^FuzzCheckInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/shoal -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tracker -run '^$$' -fuzz '^FuzzAnnounce$$' -fuzztime $(FUZZTIME)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

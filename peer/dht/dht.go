@@ -119,7 +119,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
 	for _, b := range cfg.Bootstrap {
-		if err := checkHostPort(b); err != nil {
+		if err := CheckBootstrap(b); err != nil {
 			return nil, fmt.Errorf("dht bootstrap node %w", err)
 		}
 	}
@@ -418,8 +418,9 @@ func resolve(ctx context.Context, hostPorts []string) ([]adht.Addr, error) {
 	return addrs, errors.Join(errs...)
 }
 
-// checkHostPort checks a bootstrap address: HOST:PORT with a port 1..65535.
-func checkHostPort(s string) error {
+// CheckBootstrap checks a bootstrap node's address: HOST:PORT (HOST an IP or a name) with a
+// port 1..65535.
+func CheckBootstrap(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil || host == "" {
 		return fmt.Errorf("%q: want HOST:PORT, like 127.0.0.1:6881", s)
