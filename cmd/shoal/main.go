@@ -39,6 +39,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		Writer:  stdout, ErrWriter: stderr,
 		Commands: []*cli.Command{
 			createCommand(), infoCommand(), seedCommand(), getCommand(),
+			dhtCommand(),
 			trackerCommand(),
 		},
 		OnUsageError:   onUsageError,
