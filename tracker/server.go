@@ -116,9 +116,6 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves /announce, /scrape, /stats and /.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Interval is the announce interval clients are told.
-func (s *Server) Interval() time.Duration { return s.cfg.Interval }
-
 // allowed says whether ih may be announced and scraped here.
 func (s *Server) allowed(ih metainfo.Hash) bool { return s.allow == nil || s.allow[ih] }
 

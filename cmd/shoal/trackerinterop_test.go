@@ -84,6 +84,21 @@ func (tr *shoalTracker) waitSeeder(t *testing.T, ih string, p *interopProc) {
 	})
 }
 
+// checkServed fails unless the tracker answered the announces of both sides (seeder and
+// leecher) and refused none.
+func (tr *shoalTracker) checkServed(t *testing.T) {
+	t.Helper()
+	st, err := tr.stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("shoal tracker: %d announces, %d scrapes, %d refused", st.Announces, st.Scrapes, st.Failures)
+	if st.Announces < 2 || st.Failures != 0 {
+		t.Errorf("tracker served %d announces and refused %d; want the seeder's and the leecher's, none refused",
+			st.Announces, st.Failures)
+	}
+}
+
 // peerSources returns the sources of shoal's peer events.
 func peerSources(p *interopProc) []string {
 	var out []string
@@ -125,6 +140,7 @@ func TestTrackerInteropAria2ToShoal(t *testing.T) {
 	if src := peerSources(get); len(src) == 0 || !strings.Contains(strings.Join(src, ","), "tracker") {
 		t.Errorf("shoal's peers came from %v, want the tracker", src)
 	}
+	tr.checkServed(t)
 	seed.alive(t)
 	tr.proc.alive(t)
 }
@@ -151,14 +167,7 @@ func TestTrackerInteropShoalToAria2(t *testing.T) {
 	interopElapsed(t, "aria2c downloaded from shoal found through shoal's tracker", start)
 	interopCheckFile(t, filepath.Join(getData, interopFileName), want)
 	seed.logPeers(t)
-	st, err := tr.stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("shoal tracker: %d announces, %d scrapes, %d refused", st.Announces, st.Scrapes, st.Failures)
-	if st.Announces < 2 {
-		t.Errorf("tracker served %d announces, want the seeder's and aria2c's", st.Announces)
-	}
+	tr.checkServed(t)
 	seed.alive(t)
 	tr.proc.alive(t)
 }
