@@ -3,14 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/announce"
+	"github.com/shoalp2p/shoal/peer/dht"
 )
 
 // discoveryModes are the values --discovery takes.
@@ -23,6 +27,8 @@ func discoveryFlags() []cli.Flag {
 			Usage: "how to find peers, a comma `LIST` of " + strings.Join(discoveryModes, ", ") +
 				" (none: only --peer and the torrent's own trackers)"},
 		&cli.StringSliceFlag{Name: "tracker", Usage: "also announce to the tracker at `URL` (repeatable; with --discovery tracker)"},
+		&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "join the DHT through the node at `HOST:PORT` (repeatable, or a comma list; default: the public routers)"},
+		&cli.StringFlag{Name: "dht-listen", Usage: "DHT UDP address `HOST:PORT` (default: the --listen address; a free port if that one is busy)"},
 	}
 }
 
@@ -70,5 +76,48 @@ func discoveryAdapters(cmd *cli.Command, cfg peer.Config) ([]peer.Discovery, err
 			local = a
 		}
 	}
-	return []peer.Discovery{announce.New(announce.Config{URLs: urls, LocalIP: local, Logger: cfg.Logger})}, nil
+	out := []peer.Discovery{announce.New(announce.Config{URLs: urls, LocalIP: local, Logger: cfg.Logger})}
+	if modes["dht"] {
+		d, err := dhtAdapter(cmd, cfg)
+		if err != nil {
+			out[0].Close()
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// dhtAdapter starts the node's DHT server: on the --listen address unless --dht-listen says
+// otherwise, joining through --dht-bootstrap (the public routers when not given), with its
+// routing table kept in DATA_DIR/dht.
+func dhtAdapter(cmd *cli.Command, cfg peer.Config) (*dht.Node, error) {
+	dc := dht.Config{Listen: cfg.Listen, StateDir: filepath.Join(cfg.DataDir, "dht"), Logger: cfg.Logger}
+	if cmd.IsSet("dht-listen") {
+		dc.Listen = cmd.String("dht-listen")
+		if _, _, err := peer.SplitListen(dc.Listen); err != nil {
+			return nil, usageError{fmt.Errorf("--dht-listen: %v", err)}
+		}
+	}
+	if cmd.IsSet("dht-bootstrap") {
+		dc.Bootstrap = []string{}
+		for _, s := range cmd.StringSlice("dht-bootstrap") {
+			for _, b := range strings.Split(s, ",") {
+				if b = strings.TrimSpace(b); b == "" {
+					continue
+				}
+				if err := dht.CheckBootstrap(b); err != nil {
+					return nil, usageError{fmt.Errorf("--dht-bootstrap %v", err)}
+				}
+				dc.Bootstrap = append(dc.Bootstrap, b)
+			}
+		}
+	}
+	d, err := dht.New(dc)
+	if errors.Is(err, syscall.EADDRINUSE) && !cmd.IsSet("dht-listen") {
+		host, _, _ := peer.SplitListen(dc.Listen)
+		dc.Listen = net.JoinHostPort(host, "0")
+		d, err = dht.New(dc)
+	}
+	return d, err
 }
