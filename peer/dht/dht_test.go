@@ -165,7 +165,8 @@ func TestSwarmLookup(t *testing.T) {
 		}
 		s := delta(nd.Stats(), before)
 		sent, contacted = append(sent, s.Sent), append(contacted, s.NodesContacted)
-		if s.Lookups != 1 || s.PeersFound != int64(len(got)) || s.Sent < s.Received || s.Received == 0 || s.NodesContacted == 0 {
+		// (Not Sent >= Received here: a ping sent just before may be answered during the lookup.)
+		if s.Lookups != 1 || s.PeersFound != int64(len(got)) || s.Sent == 0 || s.Received == 0 || s.NodesContacted == 0 {
 			t.Errorf("node %d: implausible stats for one lookup: %+v", i+1, s)
 		}
 		total := nd.Stats()
