@@ -100,6 +100,9 @@ type Node struct {
 	closed bool
 	saveMu sync.Mutex
 
+	selfMu sync.Mutex
+	self   map[netip.AddrPort]struct{} // what this node announced: lookups skip it
+
 	warned atomic.Bool // "no bootstrap node reachable" said once
 	stats  struct {
 		announces, lookups, contacted, found atomic.Int64
@@ -134,7 +137,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, conn: &countingConn{PacketConn: pc},
 		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
-		contacts: make(chan net.Addr, 256),
+		contacts: make(chan net.Addr, 256), self: make(map[netip.AddrPort]struct{}),
 	}
 	if cfg.StateDir != "" {
 		n.saved, err = readNodes(filepath.Join(cfg.StateDir, nodesFile))

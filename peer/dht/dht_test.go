@@ -153,6 +153,10 @@ func TestSwarmLookup(t *testing.T) {
 	}
 	want := netip.MustParseAddrPort(loopIP(0) + ":" + fmt.Sprint(port))
 
+	if got := lookup(t, nodes[0], ih, 10*time.Second); slices.Contains(got, want) {
+		t.Errorf("the announcer found itself: %v", got)
+	}
+
 	var sent, contacted []int64
 	var took []time.Duration
 	for i, nd := range nodes[1:] {

@@ -31,6 +31,9 @@ func (n *Node) Announce(ctx context.Context, a peer.Announcement) error {
 	}
 	defer done()
 	n.stats.announces.Add(1)
+	n.selfMu.Lock()
+	n.self[netip.AddrPortFrom(n.Addr().Addr(), uint16(a.Port))] = struct{}{}
+	n.selfMu.Unlock()
 	ann, err := n.s.AnnounceTraversal(a.InfoHash, adht.AnnouncePeer(adht.AnnouncePeerOpts{Port: a.Port}))
 	if err != nil {
 		return fmt.Errorf("dht announce: %w", err)
@@ -64,7 +67,7 @@ func drain(ctx context.Context, ann *adht.Announce) bool {
 }
 
 // Lookup searches for peers of ih with a get_peers traversal. The channel yields each address
-// once, as replies arrive, and is closed when the traversal ends, ctx ends or the node closes.
+// once, as replies arrive (this node's own announced address left out), and is closed when the traversal ends, ctx ends or the node closes.
 // It fails at once only when the node knows no other node at all.
 func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrPort, error) {
 	ctx, done, err := n.start(ctx)
@@ -95,7 +98,7 @@ func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrP
 				for _, p := range pv.Peers {
 					ip, ok := netip.AddrFromSlice(p.IP)
 					ap := netip.AddrPortFrom(ip.Unmap(), uint16(p.Port))
-					if _, dup := seen[ap]; !ok || dup || p.Port <= 0 || p.Port > 65535 || ip.IsUnspecified() {
+					if _, dup := seen[ap]; !ok || dup || p.Port <= 0 || p.Port > 65535 || ip.IsUnspecified() || n.isSelf(ap) {
 						continue
 					}
 					seen[ap] = struct{}{}
@@ -113,6 +116,14 @@ func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrP
 		}
 	}()
 	return out, nil
+}
+
+// isSelf says ap is this node, as it announced itself.
+func (n *Node) isSelf(ap netip.AddrPort) bool {
+	n.selfMu.Lock()
+	defer n.selfMu.Unlock()
+	_, ok := n.self[ap]
+	return ok
 }
 
 // Stats is what the node's DHT traffic has cost so far. Sent and Received count every query
