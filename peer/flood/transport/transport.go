@@ -1,0 +1,200 @@
+// Package transport carries the flood overlay's streams: real TCP sockets (ListenTCP) or an
+// in-memory network (NewNetwork) that runs inside a testing/synctest bubble, so the same node
+// code runs a swarm on loopback and a simulation of thousands of nodes.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+)
+
+// Transport opens and accepts the overlay's connections.
+type Transport interface {
+	// Dial connects to the node listening on addr.
+	Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error)
+	// Accept waits for the next incoming connection; it fails once the transport is closed.
+	Accept() (net.Conn, error)
+	// Addr is where others reach this transport.
+	Addr() netip.AddrPort
+	// Close stops accepting; Accept returns ErrClosed. Connections already made stay open.
+	Close() error
+}
+
+// ErrClosed is returned by Accept and Dial after Close.
+var ErrClosed = errors.New("transport closed")
+
+// ErrRefused is returned by an in-memory Dial to an address nobody listens on.
+var ErrRefused = errors.New("connection refused")
+
+// tcp is a Transport over TCP sockets.
+type tcp struct {
+	ln     *net.TCPListener
+	addr   netip.AddrPort
+	dialer net.Dialer
+}
+
+// ListenTCP listens on addr, HOST:PORT (port 0: any free port). Dials leave from the listen
+// IP, so that on one machine each node keeps its own loopback address.
+func ListenTCP(addr string) (Transport, error) {
+	network := "tcp4"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+			network = "tcp6"
+		}
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("flood: %w", err)
+	}
+	tl := ln.(*net.TCPListener)
+	ap := tl.Addr().(*net.TCPAddr).AddrPort()
+	ip := ap.Addr().Unmap()
+	t := &tcp{ln: tl}
+	if ip.IsUnspecified() {
+		if ip.Is6() {
+			ip = netip.IPv6Loopback()
+		} else {
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+	} else {
+		t.dialer.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+	}
+	t.addr = netip.AddrPortFrom(ip, ap.Port())
+	return t, nil
+}
+
+func (t *tcp) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	return t.dialer.DialContext(ctx, "tcp", addr.String())
+}
+
+func (t *tcp) Accept() (net.Conn, error) {
+	c, err := t.ln.Accept()
+	if errors.Is(err, net.ErrClosed) {
+		return nil, ErrClosed
+	}
+	return c, err
+}
+
+func (t *tcp) Addr() netip.AddrPort { return t.addr }
+
+func (t *tcp) Close() error { return t.ln.Close() }
+
+// Network is an in-memory network of transports. Its connections are net.Pipe pairs, so a
+// write waits for the other end to read; they work inside a testing/synctest bubble when the
+// network's users run there. A Network is safe for concurrent use.
+type Network struct {
+	mu        sync.Mutex
+	listeners map[netip.AddrPort]*memListener
+	nextPort  map[netip.Addr]uint16
+}
+
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	return &Network{listeners: make(map[netip.AddrPort]*memListener), nextPort: make(map[netip.Addr]uint16)}
+}
+
+// Listen attaches a transport at addr; port 0 picks a free one. An address in use is an error.
+func (n *Network) Listen(addr netip.AddrPort) (Transport, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if addr.Port() == 0 {
+		p := n.nextPort[addr.Addr()]
+		for {
+			p++
+			if p == 0 {
+				return nil, fmt.Errorf("flood: listen on %s: no free port", addr.Addr())
+			}
+			if _, used := n.listeners[netip.AddrPortFrom(addr.Addr(), p)]; !used {
+				break
+			}
+		}
+		n.nextPort[addr.Addr()] = p
+		addr = netip.AddrPortFrom(addr.Addr(), p)
+	}
+	if _, used := n.listeners[addr]; used {
+		return nil, fmt.Errorf("flood: listen on %s: address in use", addr)
+	}
+	l := &memListener{net: n, addr: addr, incoming: make(chan net.Conn), done: make(chan struct{})}
+	n.listeners[addr] = l
+	return l, nil
+}
+
+// memListener is a Transport on a Network.
+type memListener struct {
+	net      *Network
+	addr     netip.AddrPort
+	incoming chan net.Conn
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Dial hands one end of a new pipe to the listener at addr. It fails at once when nobody
+// listens there, and waits (until ctx ends) for the listener to accept.
+func (l *memListener) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, ErrClosed
+	default:
+	}
+	l.net.mu.Lock()
+	dst := l.net.listeners[addr]
+	l.net.mu.Unlock()
+	if dst == nil {
+		return nil, &net.OpError{Op: "dial", Net: "mem", Addr: addrOf(addr), Err: ErrRefused}
+	}
+	a, b := net.Pipe()
+	local := addrOf(l.addr) // the dialer's listen address: one IP per node, as over TCP
+	mine := &memConn{Conn: a, local: local, remote: addrOf(addr)}
+	theirs := &memConn{Conn: b, local: addrOf(addr), remote: local}
+	select {
+	case dst.incoming <- theirs:
+		return mine, nil
+	case <-dst.done:
+	case <-ctx.Done():
+		a.Close()
+		b.Close()
+		return nil, ctx.Err()
+	}
+	a.Close()
+	b.Close()
+	return nil, &net.OpError{Op: "dial", Net: "mem", Addr: addrOf(addr), Err: ErrRefused}
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.incoming:
+		return c, nil
+	case <-l.done:
+		return nil, ErrClosed
+	}
+}
+
+func (l *memListener) Addr() netip.AddrPort { return l.addr }
+
+// Close detaches the listener from the network: later dials to its address fail.
+func (l *memListener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.net.mu.Lock()
+		if l.net.listeners[l.addr] == l {
+			delete(l.net.listeners, l.addr)
+		}
+		l.net.mu.Unlock()
+	})
+	return nil
+}
+
+// memConn is a pipe end with TCP-like addresses.
+type memConn struct {
+	net.Conn
+	local, remote net.Addr
+}
+
+func (c *memConn) LocalAddr() net.Addr  { return c.local }
+func (c *memConn) RemoteAddr() net.Addr { return c.remote }
+
+func addrOf(ap netip.AddrPort) net.Addr { return net.TCPAddrFromAddrPort(ap) }

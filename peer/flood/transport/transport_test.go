@@ -1,0 +1,160 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/shoalp2p/shoal/peer/flood/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// exchange dials b from a, sends a line each way and checks the addresses both ends see.
+func exchange(t *testing.T, a, b transport.Transport) {
+	t.Helper()
+	accepted := make(chan net.Conn, 1)
+	errc := make(chan error, 1)
+	go func() {
+		c, err := b.Accept()
+		if err != nil {
+			errc <- err
+			return
+		}
+		accepted <- c
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c1, err := a.Dial(ctx, b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	var c2 net.Conn
+	select {
+	case c2 = <-accepted:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if got := c2.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap(); got != a.Addr().Addr() {
+		t.Errorf("accepted a connection from %v, want the dialer's IP %v", got, a.Addr().Addr())
+	}
+	go func() { c1.Write([]byte("ping")) }()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	go func() { c2.Write([]byte("pong")) }()
+	if _, err := io.ReadFull(c1, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+}
+
+func TestTCP(t *testing.T) {
+	a, err := transport.ListenTCP("127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := transport.ListenTCP("127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Addr().Addr() != netip.MustParseAddr("127.0.0.3") || b.Addr().Port() == 0 {
+		t.Fatalf("Addr %v", b.Addr())
+	}
+	exchange(t, a, b)
+	b.Close()
+	if _, err := b.Accept(); !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want ErrClosed", err)
+	}
+	if _, err := a.Dial(context.Background(), b.Addr()); err == nil {
+		t.Error("dial to a closed listener succeeded")
+	}
+}
+
+func TestTCPEveryInterface(t *testing.T) {
+	a, err := transport.ListenTCP(":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Addr().Addr() != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("Addr %v, want 127.0.0.1", a.Addr())
+	}
+}
+
+func TestMemory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := transport.NewNetwork()
+		a, err := nw.Listen(netip.MustParseAddrPort("127.0.0.2:0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := nw.Listen(netip.MustParseAddrPort("127.0.0.3:7000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Addr().Port() == 0 || b.Addr() != netip.MustParseAddrPort("127.0.0.3:7000") {
+			t.Fatalf("addrs %v %v", a.Addr(), b.Addr())
+		}
+		if _, err := nw.Listen(b.Addr()); err == nil {
+			t.Error("two listeners on one address")
+		}
+		exchange(t, a, b)
+
+		// Dials to nobody fail at once, without time passing.
+		start := time.Now()
+		if _, err := a.Dial(context.Background(), netip.MustParseAddrPort("127.0.0.9:1")); !errors.Is(err, transport.ErrRefused) {
+			t.Errorf("dial to nobody: %v", err)
+		}
+		b.Close()
+		if _, err := a.Dial(context.Background(), b.Addr()); !errors.Is(err, transport.ErrRefused) {
+			t.Errorf("dial to a closed listener: %v", err)
+		}
+		if _, err := b.Accept(); !errors.Is(err, transport.ErrClosed) {
+			t.Errorf("Accept after Close: %v", err)
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("failed dials took %v of fake time", time.Since(start))
+		}
+
+		// A dial that nobody accepts waits for its context.
+		c, err := nw.Listen(netip.MustParseAddrPort("127.0.0.4:1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := a.Dial(ctx, c.Addr()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("unaccepted dial: %v", err)
+		}
+
+		// Read deadlines run on the bubble's clock.
+		go func() { c.Accept() }()
+		conn, err := a.Dial(context.Background(), c.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(time.Minute))
+		start = time.Now()
+		var ne net.Error
+		if _, err := conn.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("read: %v, want a timeout", err)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Errorf("deadline after %v", d)
+		}
+	})
+}
