@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test ./storage -run '^$$' -fuzz '^FuzzCheckInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/shoal -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker -run '^$$' -fuzz '^FuzzAnnounce$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/flood/wire -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/flood/wire -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
