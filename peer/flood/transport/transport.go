@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Transport opens and accepts the overlay's connections.
@@ -83,10 +84,15 @@ func (t *tcp) Addr() netip.AddrPort { return t.addr }
 
 func (t *tcp) Close() error { return t.ln.Close() }
 
-// Network is an in-memory network of transports. Its connections are net.Pipe pairs, so a
-// write waits for the other end to read; they work inside a testing/synctest bubble when the
-// network's users run there. A Network is safe for concurrent use.
+// Network is an in-memory network of transports. Its connections are buffered pipes (up to
+// 1 MiB in flight each way) whose bytes arrive Latency after they were written; they work
+// inside a testing/synctest bubble when the network's users run there, and with a latency,
+// on the bubble's clock, messages arrive in the order a real network would deliver them: by
+// hops travelled. A Network is safe for concurrent use.
 type Network struct {
+	// Latency is each link's one-way delay; set it before the first Listen.
+	Latency time.Duration
+
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*memListener
 	nextPort  map[netip.Addr]uint16
@@ -146,10 +152,9 @@ func (l *memListener) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, 
 	if dst == nil {
 		return nil, &net.OpError{Op: "dial", Net: "mem", Addr: addrOf(addr), Err: ErrRefused}
 	}
-	a, b := net.Pipe()
-	local := addrOf(l.addr) // the dialer's listen address: one IP per node, as over TCP
-	mine := &memConn{Conn: a, local: local, remote: addrOf(addr)}
-	theirs := &memConn{Conn: b, local: addrOf(addr), remote: local}
+	// The dialer's address is its listen address: one IP per node, as over TCP.
+	mine, theirs := newPipe(l.net.Latency, addrOf(l.addr), addrOf(addr))
+	a, b := mine, theirs
 	select {
 	case dst.incoming <- theirs:
 		return mine, nil
@@ -187,14 +192,5 @@ func (l *memListener) Close() error {
 	})
 	return nil
 }
-
-// memConn is a pipe end with TCP-like addresses.
-type memConn struct {
-	net.Conn
-	local, remote net.Addr
-}
-
-func (c *memConn) LocalAddr() net.Addr  { return c.local }
-func (c *memConn) RemoteAddr() net.Addr { return c.remote }
 
 func addrOf(ap netip.AddrPort) net.Addr { return net.TCPAddrFromAddrPort(ap) }

@@ -158,3 +158,42 @@ func TestMemory(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryLatency: bytes arrive Latency after they are written, in order; a closed end
+// gives the other EOF once it has read everything.
+func TestMemoryLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := transport.NewNetwork()
+		nw.Latency = 10 * time.Millisecond
+		a, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.2:1"))
+		b, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.3:1"))
+		defer a.Close()
+		defer b.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := b.Accept()
+			accepted <- c
+		}()
+		c1, err := a.Dial(context.Background(), b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2 := <-accepted
+		start := time.Now()
+		c1.Write([]byte("ab"))
+		time.Sleep(5 * time.Millisecond)
+		c1.Write([]byte("cd"))
+		c1.Close()
+		got, err := io.ReadAll(c2)
+		if err != nil || string(got) != "abcd" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		if d := time.Since(start); d != 15*time.Millisecond {
+			t.Errorf("the last byte arrived after %v, want 15ms", d)
+		}
+		if _, err := c2.Write([]byte("x")); err == nil {
+			t.Error("write to a closed peer succeeded")
+		}
+		c2.Close()
+	})
+}
