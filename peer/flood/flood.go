@@ -1,0 +1,390 @@
+// Package flood is shoal's unstructured discovery: a Gnutella-style overlay of TCP links
+// between nodes, searched by flooding (or by random walks), and a peer.Discovery adapter over it.
+//
+// A Node joins through its bootstrap addresses, learns more from its neighbours (each Hello
+// names the sender's overlay address; each Pong carries a few known addresses) and keeps
+// between Degree and 2*Degree neighbours: it dials addresses it knows at random while it has
+// fewer than Degree, and refuses links past 2*Degree (with a Pong of addresses to try, then
+// a Bye). Dead neighbours (closed links, or silence for IdleTimeout) are dropped and replaced.
+//
+// Announce is local: a node answers for the torrents it holds, and nothing is pushed into the
+// network. Lookup sends a Query with a fresh random ID to every neighbour; each node drops
+// a query it has seen, answers with a Hit when it holds the torrent, and forwards the query to
+// every neighbour but the sender while its TTL lasts. Hits travel back along the query's
+// reverse path. With Walkers K > 0 the query is K random walkers instead: each forwarded to
+// one random neighbour, the TTL its step budget.
+//
+// The wire format is peer/flood/wire, the routing state peer/flood/route, the streams
+// peer/flood/transport (TCP, or an in-memory network for simulations). One goroutine, the run
+// loop, owns a node's state; each link has a reader and a writer goroutine, and the run loop
+// never waits on the network.
+package flood
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/flood/route"
+	"github.com/shoalp2p/shoal/peer/flood/transport"
+	"github.com/shoalp2p/shoal/peer/flood/wire"
+)
+
+// Config is how a Node runs. Zero values take the defaults below.
+type Config struct {
+	// Transport carries the node's links; the node owns it and closes it. Required.
+	Transport transport.Transport
+	// Bootstrap lists overlay addresses to join through. Empty: the first node of a network.
+	Bootstrap []netip.AddrPort
+	// Degree D: the node keeps between D and 2D neighbours. Default 4.
+	Degree int
+	// TTL is how many hops a query travels (a walker's step budget); capped at route.MaxTTL.
+	// Default 5.
+	TTL int
+	// Walkers 0 floods queries; K > 0 sends K random walkers instead.
+	Walkers int
+	// BTHost is the IP put in hits with the BitTorrent port; default the transport's IP.
+	BTHost netip.Addr
+	// Seed seeds the node's random choices (its ID, query IDs, neighbours); 0 picks one at
+	// random. Simulations set it to be reproducible.
+	Seed uint64
+	// QueryRate is how many queries per second a neighbour may send before the rest are
+	// dropped (a burst of twice as many is allowed). Default 20.
+	QueryRate float64
+	// HandshakeTimeout bounds the Hello exchange (default 5 s); IdleTimeout closes a link
+	// silent that long (default 30 s; neighbours are pinged at a third of it); LookupTimeout
+	// is how long a Lookup collects hits (default 3 s).
+	HandshakeTimeout, IdleTimeout, LookupTimeout time.Duration
+	// Logger receives the node's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultDegree    = 4
+	DefaultTTL       = 5
+	DefaultQueryRate = 20
+	defaultHandshake = 5 * time.Second
+	defaultIdle      = 30 * time.Second
+	defaultLookup    = 3 * time.Second
+)
+
+// Sizes and timing of the routing state.
+const (
+	maintainEvery = 500 * time.Millisecond // dial more neighbours, ping
+	seenCap       = 1 << 16                // query IDs remembered
+	seenTTL       = 2 * time.Minute
+	pathsCap      = 1 << 16 // reverse paths remembered
+	pathsTTL      = time.Minute
+	bookCap       = 1024 // overlay addresses known
+	gossipAddrs   = 8    // addresses per Pong
+	outQueue      = 256  // frames waiting for a link's writer; past it they are dropped
+	eventQueue    = 1024
+)
+
+// ErrClosed is returned by a Node's methods after Close.
+var ErrClosed = errors.New("flood: node closed")
+
+// ErrNoNeighbours is returned by Lookup when the node has no neighbour to ask.
+var ErrNoNeighbours = errors.New("flood: no neighbours yet")
+
+// Node is one overlay node; it implements peer.Discovery.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	tr   transport.Transport
+	host netip.Addr // BTHost
+	id   [16]byte   // the node's random ID
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards closed, and wg.Add against Close
+	closed bool
+
+	events chan event
+	cmds   chan func()
+
+	// Owned by the run loop.
+	s state
+
+	neighbours atomic.Int64
+	stats      counters
+}
+
+// state is what the run loop owns.
+type state struct {
+	rng      *rand.Rand
+	nbrs     *route.Neighbours
+	links    map[[16]byte]*link
+	book     *route.Book
+	seen     *route.Seen
+	paths    *route.Paths
+	dialing  map[netip.AddrPort]bool
+	held     map[[20]byte]uint16 // infohash -> BitTorrent port
+	lookups  map[[16]byte]*lookup
+	btPort   uint16
+	lastPing time.Time
+}
+
+// link is one connection, from accept or dial to close.
+type link struct {
+	c        net.Conn
+	out      chan wire.Message // to the writer; closed by the run loop only
+	dead     chan struct{}     // closed when the reader stops
+	dialAddr netip.AddrPort    // valid when this node dialed
+
+	// Set by the run loop.
+	hello    wire.Hello
+	listen   netip.AddrPort
+	up       bool // registered as a neighbour
+	shut     bool // out closed
+	bucket   *route.Bucket
+	lastSeen time.Time
+}
+
+// event is what a link's reader (or a dial) tells the run loop.
+type event struct {
+	l      *link
+	msg    wire.Message // nil: the link closed (err says why)
+	err    error
+	dialed netip.AddrPort // a failed dial, with l nil
+}
+
+var _ peer.Discovery = (*Node)(nil)
+
+// New starts a node on cfg.Transport: its accept loop and its run loop, which joins the
+// overlay through cfg.Bootstrap.
+func New(cfg Config) (*Node, error) {
+	if cfg.Transport == nil {
+		return nil, errors.New("flood: no transport")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Degree <= 0 {
+		cfg.Degree = DefaultDegree
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	cfg.TTL = int(route.ClampTTL(cfg.TTL))
+	if cfg.Walkers < 0 {
+		return nil, fmt.Errorf("flood: %d walkers", cfg.Walkers)
+	}
+	if cfg.QueryRate <= 0 {
+		cfg.QueryRate = DefaultQueryRate
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = defaultHandshake
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = defaultIdle
+	}
+	if cfg.LookupTimeout <= 0 {
+		cfg.LookupTimeout = defaultLookup
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	n := &Node{
+		cfg: cfg, log: cfg.Logger, tr: cfg.Transport, host: cfg.BTHost,
+		events: make(chan event, eventQueue), cmds: make(chan func()),
+	}
+	if !n.host.IsValid() {
+		n.host = n.tr.Addr().Addr()
+	}
+	n.s = state{
+		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		nbrs:    route.NewNeighbours(cfg.Degree),
+		links:   make(map[[16]byte]*link),
+		book:    route.NewBook(bookCap),
+		seen:    route.NewSeen(seenCap, seenTTL),
+		paths:   route.NewPaths(pathsCap, pathsTTL),
+		dialing: make(map[netip.AddrPort]bool),
+		held:    make(map[[20]byte]uint16),
+		lookups: make(map[[16]byte]*lookup),
+	}
+	randomID(n.s.rng, &n.id)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(2)
+	go n.accept()
+	go n.run()
+	return n, nil
+}
+
+func randomID(r *rand.Rand, id *[16]byte) {
+	binary.LittleEndian.PutUint64(id[:8], r.Uint64())
+	binary.LittleEndian.PutUint64(id[8:], r.Uint64())
+}
+
+// Addr is the node's overlay address, to give to others as a bootstrap address.
+func (n *Node) Addr() netip.AddrPort { return n.tr.Addr() }
+
+// Neighbours is how many neighbours the node has now.
+func (n *Node) Neighbours() int { return int(n.neighbours.Load()) }
+
+// Name is the adapter's name: "flood", for random walks too (Stats says which).
+func (n *Node) Name() string { return "flood" }
+
+// Close leaves the overlay: it stops the node's goroutines, closes its links and its
+// transport, and waits.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	err := n.tr.Close()
+	n.wg.Wait()
+	return err
+}
+
+// goFn starts f as one of the node's goroutines, unless the node is closed.
+func (n *Node) goFn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// do runs f on the run loop and waits for it to have run.
+func (n *Node) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case n.cmds <- func() { f(); close(done) }:
+		<-done
+		return nil
+	case <-n.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// accept serves incoming links until the transport closes.
+func (n *Node) accept() {
+	defer n.wg.Done()
+	for {
+		c, err := n.tr.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, transport.ErrClosed) {
+				return
+			}
+			n.log.Debug("flood: accept", "err", err)
+			select { // a failing accept (out of file descriptors) must not spin
+			case <-time.After(100 * time.Millisecond):
+				continue
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		if !n.goFn(func() { n.serve(c, netip.AddrPort{}) }) {
+			c.Close()
+			return
+		}
+	}
+}
+
+// dial connects to addr and serves the link; a failure is reported to the run loop.
+func (n *Node) dial(addr netip.AddrPort) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HandshakeTimeout)
+	c, err := n.tr.Dial(ctx, addr)
+	cancel()
+	if err != nil {
+		n.report(event{dialed: addr, err: err})
+		return
+	}
+	n.serve(c, addr)
+}
+
+// report hands ev to the run loop, unless the node is closing.
+func (n *Node) report(ev event) bool {
+	select {
+	case n.events <- ev:
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// serve runs one link: it starts the writer with this node's Hello, reads the other side's
+// Hello within the handshake deadline, then reads frames until the link fails or goes idle.
+// Every frame goes to the run loop; a garbled or oversized one closes the link.
+func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
+	l := &link{c: c, out: make(chan wire.Message, outQueue), dead: make(chan struct{}), dialAddr: dialAddr}
+	defer close(l.dead)
+	defer c.Close()
+	l.out <- wire.Hello{Version: wire.Version, NodeID: n.id, Listen: n.tr.Addr(), BTPort: 0}
+	if !n.goFn(func() { n.write(l) }) {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	m, _, err := wire.ReadFrame(c, wire.MaxFrame)
+	if err == nil {
+		if _, ok := m.(wire.Hello); !ok {
+			err = fmt.Errorf("%w: %v before hello", wire.ErrMalformed, m.Type())
+		}
+	}
+	for {
+		if err != nil {
+			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+				n.stats.garbled.Add(1)
+			}
+			n.report(event{l: l, err: err})
+			return
+		}
+		n.stats.received[m.Type()].Add(1)
+		if !n.report(event{l: l, msg: m}) {
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		m, _, err = wire.ReadFrame(c, wire.MaxFrame)
+	}
+}
+
+// write sends the link's frames until the run loop closes it, the reader stops or the node
+// closes.
+func (n *Node) write(l *link) {
+	defer l.c.Close()
+	for {
+		select {
+		case m, ok := <-l.out:
+			if !ok {
+				return
+			}
+			l.c.SetWriteDeadline(time.Now().Add(n.cfg.IdleTimeout))
+			if _, err := wire.WriteFrame(l.c, m); err != nil {
+				return
+			}
+			n.stats.sent[m.Type()].Add(1)
+		case <-l.dead:
+			return
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package flood
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/shoalp2p/shoal/peer/flood/route"
+	"github.com/shoalp2p/shoal/peer/flood/wire"
+)
+
+// Bye reasons.
+const (
+	byeFull      = "full"
+	byeDuplicate = "duplicate link"
+	byeSelf      = "self"
+	byeProtocol  = "protocol"
+	byeVersion   = "version"
+)
+
+// run is the node's event loop: the only goroutine that touches n.s.
+func (n *Node) run() {
+	defer n.wg.Done()
+	tick := time.NewTicker(maintainEvery)
+	defer tick.Stop()
+	n.maintain(time.Now())
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case f := <-n.cmds:
+			f()
+		case ev := <-n.events:
+			n.handle(ev)
+		case now := <-tick.C:
+			n.maintain(now)
+		}
+	}
+}
+
+// maintain dials more neighbours while there are fewer than Degree, and pings neighbours.
+func (n *Node) maintain(now time.Time) {
+	s := &n.s
+	want := n.cfg.Degree - s.nbrs.Len() - len(s.dialing)
+	if want > 0 {
+		exclude := []netip.AddrPort{n.tr.Addr()}
+		for _, l := range s.links {
+			exclude = append(exclude, l.listen)
+		}
+		for a := range s.dialing {
+			exclude = append(exclude, a)
+		}
+		addrs := s.book.Sample(s.rng, want, route.Except(exclude...))
+		if len(addrs) == 0 && s.nbrs.Len() == 0 {
+			for _, b := range n.cfg.Bootstrap {
+				if b != n.tr.Addr() && !s.dialing[b] {
+					addrs = append(addrs, b)
+				}
+			}
+		}
+		for _, a := range addrs {
+			s.dialing[a] = true
+			n.goFn(func() { n.dial(a) })
+		}
+	}
+	if now.Sub(s.lastPing) >= n.cfg.IdleTimeout/3 {
+		s.lastPing = now
+		for _, l := range s.links {
+			n.send(l, wire.Ping{Nonce: s.rng.Uint64()})
+		}
+	}
+}
+
+// send queues m on l without waiting; a full queue drops it.
+func (n *Node) send(l *link, m wire.Message) {
+	if l == nil || l.shut {
+		return
+	}
+	select {
+	case l.out <- m:
+	default:
+		n.stats.overflow.Add(1)
+	}
+}
+
+// shut closes l after what is queued (a Bye, say) is written.
+func (n *Node) shut(l *link, bye string) {
+	if l.shut {
+		return
+	}
+	if bye != "" {
+		n.send(l, wire.Bye{Reason: bye})
+	}
+	l.shut = true
+	close(l.out)
+}
+
+// drop removes a neighbour.
+func (n *Node) drop(l *link) {
+	if !l.up {
+		return
+	}
+	l.up = false
+	n.s.nbrs.Remove(l.hello.NodeID)
+	delete(n.s.links, l.hello.NodeID)
+	n.neighbours.Store(int64(n.s.nbrs.Len()))
+}
+
+// handle is one event from a link or a dial.
+func (n *Node) handle(ev event) {
+	s := &n.s
+	if ev.l == nil { // a dial failed: forget the address
+		delete(s.dialing, ev.dialed)
+		s.book.Remove(ev.dialed)
+		n.log.Debug("flood: dial failed", "addr", ev.dialed, "err", ev.err)
+		return
+	}
+	l := ev.l
+	if ev.msg == nil { // the link closed
+		if l.dialAddr.IsValid() && !l.up && l.hello.Version == 0 {
+			delete(s.dialing, l.dialAddr)
+		}
+		if l.up {
+			n.log.Debug("flood: neighbour gone", "addr", l.listen, "err", ev.err)
+		}
+		n.drop(l)
+		n.shut(l, "")
+		return
+	}
+	if h, ok := ev.msg.(wire.Hello); ok {
+		if l.hello.Version != 0 {
+			n.shut(l, byeProtocol) // a second hello
+			n.drop(l)
+			return
+		}
+		n.hello(l, h)
+		return
+	}
+	if !l.up {
+		return // a refused link's last frames
+	}
+	now := time.Now()
+	l.lastSeen = now
+	switch m := ev.msg.(type) {
+	case wire.Ping:
+		n.send(l, wire.Pong{Nonce: m.Nonce, Addrs: s.book.Sample(s.rng, gossipAddrs, route.Except(l.listen))})
+	case wire.Pong:
+		n.learn(m.Addrs)
+	case wire.Query:
+		n.query(l, m, now)
+	case wire.Hit:
+		n.hit(l, m, now)
+	case wire.Bye:
+		n.log.Debug("flood: bye", "addr", l.listen, "reason", m.Reason)
+		n.drop(l)
+		n.shut(l, "")
+	}
+}
+
+// learn adds gossiped overlay addresses to the book.
+func (n *Node) learn(addrs []netip.AddrPort) {
+	for _, a := range addrs {
+		if a.IsValid() && a.Port() != 0 && !a.Addr().IsUnspecified() && a != n.tr.Addr() {
+			n.s.book.Add(a)
+		}
+	}
+}
+
+// hello decides whether a link becomes a neighbour.
+func (n *Node) hello(l *link, h wire.Hello) {
+	s := &n.s
+	l.hello = h
+	if l.dialAddr.IsValid() {
+		delete(s.dialing, l.dialAddr)
+	}
+	l.listen = h.Listen
+	if l.listen.IsValid() && l.listen.Addr().IsUnspecified() {
+		if ra, err := netip.ParseAddrPort(l.c.RemoteAddr().String()); err == nil {
+			l.listen = netip.AddrPortFrom(ra.Addr().Unmap(), l.listen.Port())
+		}
+	}
+	if h.NodeID == n.id {
+		s.book.Remove(l.dialAddr)
+		n.shut(l, byeSelf)
+		return
+	}
+	if h.Version != wire.Version {
+		n.shut(l, byeVersion)
+		return
+	}
+	n.learn([]netip.AddrPort{l.listen})
+	if old := s.links[h.NodeID]; old != nil {
+		// Two links between the same pair (both dialed at once): both ends keep the one
+		// dialed by the node with the smaller ID.
+		dialedBy := func(x *link) [16]byte {
+			if x.dialAddr.IsValid() {
+				return n.id
+			}
+			return h.NodeID
+		}
+		keepNew := dialedBy(l) != dialedBy(old) && less(dialedBy(l), dialedBy(old))
+		if !keepNew {
+			n.shut(l, byeDuplicate)
+			return
+		}
+		n.drop(old)
+		n.shut(old, byeDuplicate)
+	} else if s.nbrs.Full() {
+		// Past 2*Degree: refuse, with addresses to try instead.
+		n.send(l, wire.Pong{Addrs: s.book.Sample(s.rng, gossipAddrs, route.Except(l.listen))})
+		n.shut(l, byeFull)
+		return
+	}
+	if !s.nbrs.Add(h.NodeID, l.listen) {
+		n.shut(l, byeFull)
+		return
+	}
+	l.up = true
+	l.lastSeen = time.Now()
+	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
+	s.links[h.NodeID] = l
+	n.neighbours.Store(int64(s.nbrs.Len()))
+	n.send(l, wire.Ping{Nonce: s.rng.Uint64()}) // ask for addresses at once
+}
+
+func less(a, b [16]byte) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// query handles a query from neighbour l: rate limit, duplicates, answer, forward.
+func (n *Node) query(l *link, q wire.Query, now time.Time) {
+	s := &n.s
+	if !l.bucket.Allow(now) {
+		n.stats.rateDropped.Add(1)
+		return
+	}
+	q.TTL = route.ClampTTL(q.TTL)
+	first := !s.seen.Check(q.ID, now)
+	if !first && !q.Walk {
+		n.stats.dupDropped.Add(1)
+		return
+	}
+	if first {
+		n.stats.queriesSeen.Add(1)
+		s.paths.Put(q.ID, l.hello.NodeID, now)
+		if port, ok := s.held[q.InfoHash]; ok {
+			n.stats.answered.Add(1)
+			n.send(l, wire.Hit{ID: q.ID, InfoHash: q.InfoHash, Hops: q.Hops + 1,
+				Peers: []netip.AddrPort{netip.AddrPortFrom(n.host, port)}})
+		}
+	} else {
+		n.stats.revisits.Add(1)
+	}
+	q.Hops++
+	if q.Walk {
+		if q.TTL <= 1 {
+			return
+		}
+		q.TTL--
+		to, ok := s.nbrs.Random(s.rng, l.hello.NodeID)
+		if !ok {
+			to = l.hello.NodeID // a walker at a dead end goes back
+		}
+		n.send(s.links[to], q)
+		return
+	}
+	targets, ttl := route.Forward(s.nbrs, l.hello.NodeID, q.TTL)
+	q.TTL = ttl
+	for _, id := range targets {
+		n.send(s.links[id], q)
+	}
+}
+
+// hit handles a hit from neighbour l: ours, or passed back along the reverse path.
+func (n *Node) hit(l *link, h wire.Hit, now time.Time) {
+	s := &n.s
+	if lk := s.lookups[h.ID]; lk != nil {
+		if lk.ih == h.InfoHash {
+			n.deliver(lk, h.Peers, now)
+		}
+		return
+	}
+	prev, ok := s.paths.Get(h.ID, now)
+	if !ok || s.links[prev] == nil {
+		n.stats.hitsLost.Add(1)
+		return
+	}
+	n.send(s.links[prev], h)
+}

@@ -1,0 +1,222 @@
+package flood
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/flood/wire"
+)
+
+// lookup is one search in flight, from Lookup to its end; the run loop owns it and hands its
+// hits to the lookup's goroutine.
+type lookup struct {
+	ih     [20]byte
+	start  time.Time
+	hits   chan []netip.AddrPort // to the lookup's goroutine; past its buffer hits are dropped
+	gotHit bool
+}
+
+// deliver hands a hit's peers to the lookup; on the run loop.
+func (n *Node) deliver(lk *lookup, peers []netip.AddrPort, now time.Time) {
+	if !lk.gotHit {
+		lk.gotHit = true
+		n.stats.lookupsHit.Add(1)
+		n.stats.firstHitNanos.Add(int64(now.Sub(lk.start)))
+	}
+	n.stats.holders.Add(1)
+	select {
+	case lk.hits <- peers:
+	default:
+	}
+}
+
+// Announce makes the node answer queries for a.InfoHash with its BitTorrent port. Nothing is
+// sent: the overlay is searched, never told. A "stopped" announcement forgets the torrent.
+func (n *Node) Announce(ctx context.Context, a peer.Announcement) error {
+	if a.Port <= 0 || a.Port > 65535 {
+		return fmt.Errorf("flood announce: bad port %d", a.Port)
+	}
+	n.stats.announces.Add(1)
+	return n.do(ctx, func() {
+		if a.Event == peer.EventStopped {
+			delete(n.s.held, a.InfoHash)
+			return
+		}
+		n.s.held[a.InfoHash] = uint16(a.Port)
+	})
+}
+
+// Lookup searches the overlay for peers of ih: a query with a fresh ID, flooded to every
+// neighbour (or sent as Walkers random walkers). The channel yields each peer address once,
+// as hits come back, and is closed after LookupTimeout, when ctx ends or when the node closes.
+// It fails at once when the node has no neighbour.
+func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrPort, error) {
+	lk := &lookup{ih: ih, hits: make(chan []netip.AddrPort, 64)}
+	var id [16]byte
+	var err error
+	var self []netip.AddrPort
+	if e := n.do(ctx, func() { id, self, err = n.originate(lk) }); e != nil {
+		return nil, e
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.stats.lookups.Add(1)
+	out := make(chan netip.AddrPort)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LookupTimeout)
+	started := n.goFn(func() {
+		defer cancel()
+		defer close(out)
+		seen := make(map[netip.AddrPort]bool)
+		for _, a := range self {
+			seen[a] = true
+		}
+		defer n.do(context.Background(), func() { delete(n.s.lookups, id) })
+		for {
+			select {
+			case peers := <-lk.hits:
+				for _, p := range peers {
+					if seen[p] || !p.IsValid() || p.Port() == 0 || p.Addr().IsUnspecified() {
+						continue
+					}
+					seen[p] = true
+					n.stats.peersFound.Add(1)
+					select {
+					case out <- p:
+					case <-ctx.Done():
+						return
+					case <-n.ctx.Done():
+						return
+					}
+				}
+			case <-ctx.Done():
+				return
+			case <-n.ctx.Done():
+				return
+			}
+		}
+	})
+	if !started {
+		cancel()
+		n.do(context.Background(), func() { delete(n.s.lookups, id) })
+		return nil, ErrClosed
+	}
+	return out, nil
+}
+
+// originate registers a lookup and sends its query; on the run loop.
+func (n *Node) originate(lk *lookup) (id [16]byte, self []netip.AddrPort, err error) {
+	s := &n.s
+	if s.nbrs.Len() == 0 {
+		return id, nil, ErrNoNeighbours
+	}
+	randomID(s.rng, &id)
+	now := time.Now()
+	s.seen.Check(id, now) // our own query, coming back, is a duplicate
+	lk.start = now
+	s.lookups[id] = lk
+	if port, ok := s.held[lk.ih]; ok {
+		self = append(self, netip.AddrPortFrom(n.host, port))
+	}
+	q := wire.Query{ID: id, TTL: uint8(n.cfg.TTL), InfoHash: lk.ih, Walk: n.cfg.Walkers > 0}
+	if !q.Walk {
+		for _, l := range s.links {
+			n.send(l, q)
+		}
+		return id, self, nil
+	}
+	// K walkers: spread over the neighbours, at random when there are more walkers than
+	// neighbours.
+	ids := s.nbrs.IDs()
+	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for i := range n.cfg.Walkers {
+		n.send(s.links[ids[i%len(ids)]], q)
+	}
+	return id, self, nil
+}
+
+// counters are the node's statistics, updated by its goroutines.
+type counters struct {
+	sent, received                     [wire.NumTypes]atomic.Int64
+	dupDropped, rateDropped, garbled   atomic.Int64
+	overflow, hitsLost, revisits       atomic.Int64
+	queriesSeen, answered              atomic.Int64
+	announces, lookups, lookupsHit     atomic.Int64
+	holders, peersFound, firstHitNanos atomic.Int64
+}
+
+// Stats is what the node has done and what its searches cost.
+type Stats struct {
+	Neighbours int `json:"neighbours"`
+	Walkers    int `json:"walkers"` // 0: flooding
+	// Sent and Received count frames by message type (wire.Type's name).
+	Sent     map[string]int64 `json:"sent"`
+	Received map[string]int64 `json:"received"`
+	// DupDropped counts queries dropped as seen before; RateDropped, queries over a
+	// neighbour's rate limit; Garbled, links closed for a malformed or oversized frame;
+	// Overflow, frames dropped because a link's queue was full; HitsLost, hits whose reverse
+	// path was gone; Revisits, walkers that came back to a node.
+	DupDropped  int64 `json:"dup_dropped"`
+	RateDropped int64 `json:"rate_dropped"`
+	Garbled     int64 `json:"garbled"`
+	Overflow    int64 `json:"overflow"`
+	HitsLost    int64 `json:"hits_lost"`
+	Revisits    int64 `json:"revisits"`
+	// QueriesSeen counts distinct queries that reached this node (others' and walkers');
+	// Answered, the hits it sent for them.
+	QueriesSeen int64 `json:"queries_seen"`
+	Answered    int64 `json:"answered"`
+	// Lookups this node made; LookupsHit, those that got at least one hit; Holders, the hits
+	// they got (each from one node that holds the torrent: the nodes a search is known to
+	// have reached); PeersFound, the distinct peers they yielded.
+	Lookups    int64 `json:"lookups"`
+	LookupsHit int64 `json:"lookups_hit"`
+	Holders    int64 `json:"holders"`
+	PeersFound int64 `json:"peers_found"`
+	// FirstHit is the mean time from a lookup's query to its first hit, over LookupsHit.
+	FirstHit time.Duration `json:"first_hit_ns"`
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() peer.SearchStats {
+	st := n.FloodStats()
+	var sent, recv int64
+	for _, v := range st.Sent {
+		sent += v
+	}
+	for _, v := range st.Received {
+		recv += v
+	}
+	return peer.SearchStats{
+		Announces: n.stats.announces.Load(), Lookups: st.Lookups,
+		Sent: sent, Received: recv, NodesContacted: st.Holders, PeersFound: st.PeersFound,
+	}
+}
+
+// FloodStats is Stats in full.
+func (n *Node) FloodStats() Stats {
+	c := &n.stats
+	st := Stats{
+		Neighbours: n.Neighbours(), Walkers: n.cfg.Walkers,
+		Sent: make(map[string]int64), Received: make(map[string]int64),
+		DupDropped: c.dupDropped.Load(), RateDropped: c.rateDropped.Load(), Garbled: c.garbled.Load(),
+		Overflow: c.overflow.Load(), HitsLost: c.hitsLost.Load(), Revisits: c.revisits.Load(),
+		QueriesSeen: c.queriesSeen.Load(), Answered: c.answered.Load(),
+		Lookups: c.lookups.Load(), LookupsHit: c.lookupsHit.Load(),
+		Holders: c.holders.Load(), PeersFound: c.peersFound.Load(),
+	}
+	for t := wire.TypeHello; t < wire.NumTypes; t++ {
+		st.Sent[t.String()] = c.sent[t].Load()
+		st.Received[t.String()] = c.received[t].Load()
+	}
+	if st.LookupsHit > 0 {
+		st.FirstHit = time.Duration(c.firstHitNanos.Load() / st.LookupsHit)
+	}
+	return st
+}

@@ -1,0 +1,185 @@
+package flood_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/flood"
+	"github.com/shoalp2p/shoal/peer/flood/transport"
+	"github.com/shoalp2p/shoal/peer/meta"
+)
+
+// tcpNode starts an overlay node on ip (any free port) joining through boot.
+func tcpNode(t *testing.T, ip string, boot []netip.AddrPort) *flood.Node {
+	t.Helper()
+	tr, err := transport.ListenTCP(ip + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := flood.New(flood.Config{Transport: tr, Bootstrap: boot, Logger: testLogger(t)})
+	if err != nil {
+		tr.Close()
+		t.Fatal(err)
+	}
+	return n
+}
+
+// fullNode is a BitTorrent node on ip whose only discovery is a flood node on the same IP.
+func fullNode(t *testing.T, ip string, boot netip.AddrPort) (*peer.Node, *flood.Node) {
+	t.Helper()
+	f := tcpNode(t, ip, []netip.AddrPort{boot})
+	n, err := peer.New(peer.Config{
+		Listen: ip + ":0", DataDir: t.TempDir(), DisablePEX: true,
+		Discovery: []peer.Discovery{f}, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return n, f
+}
+
+// runTorrent runs tt until the test ends; the returned channel gets its Complete event.
+func runTorrent(t *testing.T, tt *peer.Torrent, opts peer.RunOptions) <-chan peer.Complete {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	complete := make(chan peer.Complete, 1)
+	go func() {
+		done <- tt.Run(ctx, opts, func(e peer.Event) {
+			if c, ok := e.(peer.Complete); ok {
+				complete <- c
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && err != peer.ErrInterrupted {
+			t.Error(err)
+		}
+	})
+	return complete
+}
+
+func sha256File(t *testing.T, p string) [32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// TestFullNodesFindEachOtherByFlooding: 30 BitTorrent nodes, each with an overlay node on its
+// own loopback IP, all joining through one bare overlay node. One seeds a random file; the
+// other 29 get it with no peer address given (half from a magnet, so even the metadata comes
+// from peers found by flooding). Then a third of the overlay nodes leave; the rest re-form
+// and a newcomer still finds the file by flooding.
+func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30 full nodes")
+	}
+	root := tcpNode(t, "127.0.0.1", nil)
+	defer root.Close()
+	nodes := make([]*peer.Node, 30)
+	overlay := make([]*flood.Node, 30)
+	for i := range nodes {
+		nodes[i], overlay[i] = fullNode(t, fmt.Sprintf("127.0.0.%d", i+2), root.Addr())
+	}
+
+	src := filepath.Join(t.TempDir(), "payload.bin")
+	data := make([]byte, 2<<20+54321)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	tor, err := meta.Create(src, meta.CreateOptions{PieceLength: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tor.Trackers) != 0 || len(tor.Peers) != 0 {
+		t.Fatalf("the torrent names trackers or peers: %v %v", tor.Trackers, tor.Peers)
+	}
+	started := time.Now()
+	st, err := nodes[0].Add(tor, peer.AddOptions{Dir: filepath.Dir(src), Name: filepath.Base(src), Seed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runTorrent(t, st, peer.RunOptions{SeedTime: -1})
+
+	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := make([]string, len(nodes))
+	completes := make([]<-chan peer.Complete, len(nodes))
+	for i := 1; i < len(nodes); i++ {
+		s := tor
+		if i%2 == 0 {
+			s = magnet
+		}
+		dirs[i] = t.TempDir()
+		tt, err := nodes[i].Add(s, peer.AddOptions{Dir: dirs[i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		completes[i] = runTorrent(t, tt, peer.RunOptions{SeedTime: -1})
+	}
+	deadline := time.After(120 * time.Second)
+	var secs []float64
+	for i := 1; i < len(nodes); i++ {
+		select {
+		case c := <-completes[i]:
+			secs = append(secs, c.Seconds)
+		case <-deadline:
+			t.Fatalf("node %d (127.0.0.%d) did not complete in time", i, i+2)
+		}
+		if got := sha256File(t, filepath.Join(dirs[i], "payload.bin")); got != want {
+			t.Fatalf("node %d: sha256 %x, want %x", i, got, want)
+		}
+	}
+	slices.Sort(secs)
+	t.Logf("29 downloads of %d bytes by flooding alone: all done %v after start; per node min/median/max %.2f/%.2f/%.2f s",
+		len(data), time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
+	var sum peer.SearchStats
+	var firstHit time.Duration
+	var hits int64
+	for i, n := range nodes {
+		s := n.SearchStats()["flood"]
+		sum.Announces += s.Announces
+		sum.Lookups += s.Lookups
+		sum.Sent += s.Sent
+		sum.Received += s.Received
+		sum.NodesContacted += s.NodesContacted
+		sum.PeersFound += s.PeersFound
+		fs := overlay[i].FloodStats()
+		firstHit += fs.FirstHit * time.Duration(fs.LookupsHit)
+		hits += fs.LookupsHit
+	}
+	t.Logf("flood cost over the 30 nodes: %+v; mean time to first hit %v", sum, firstHit/time.Duration(max(hits, 1)))
+	if sum.Lookups == 0 || sum.Announces == 0 || sum.PeersFound == 0 {
+		t.Errorf("implausible flood stats: %+v", sum)
+	}
+}
