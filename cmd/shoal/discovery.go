@@ -15,10 +15,12 @@ import (
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/announce"
 	"github.com/shoalp2p/shoal/peer/dht"
+	"github.com/shoalp2p/shoal/peer/flood"
+	"github.com/shoalp2p/shoal/peer/flood/transport"
 )
 
 // discoveryModes are the values --discovery takes.
-var discoveryModes = []string{"none", "dht", "tracker"}
+var discoveryModes = []string{"none", "dht", "tracker", "flood"}
 
 // discoveryFlags choose how seed and get find peers.
 func discoveryFlags() []cli.Flag {
@@ -29,6 +31,11 @@ func discoveryFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "tracker", Usage: "also announce to the tracker at `URL` (repeatable; with --discovery tracker)"},
 		&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "join the DHT through the node at `HOST:PORT` (repeatable, or a comma list; default: the public routers)"},
 		&cli.StringFlag{Name: "dht-listen", Usage: "DHT UDP address `HOST:PORT` (default: the --listen address; a free port if that one is busy)"},
+		&cli.StringFlag{Name: "flood-listen", Usage: "flood overlay TCP address `HOST:PORT` (default: the --listen host, any free port)"},
+		&cli.StringSliceFlag{Name: "flood-peers", Usage: "join the flood overlay through the node at `HOST:PORT` (repeatable, or a comma list)"},
+		&cli.IntFlag{Name: "flood-degree", Value: flood.DefaultDegree, Usage: "keep between `D` and 2D overlay neighbours"},
+		&cli.IntFlag{Name: "flood-ttl", Value: flood.DefaultTTL, Usage: "hops a flood query travels (a walker's steps), `N` <= 7"},
+		&cli.IntFlag{Name: "flood-walkers", Usage: "search with `K` random walkers instead of flooding (0: flood)"},
 	}
 }
 
@@ -85,7 +92,81 @@ func discoveryAdapters(cmd *cli.Command, cfg peer.Config) ([]peer.Discovery, err
 		}
 		out = append(out, d)
 	}
+	if modes["flood"] {
+		f, err := floodAdapter(cmd, cfg)
+		if err != nil {
+			for _, d := range out {
+				d.Close()
+			}
+			return nil, err
+		}
+		out = append(out, f)
+	} else {
+		for _, name := range []string{"flood-listen", "flood-peers", "flood-degree", "flood-ttl", "flood-walkers"} {
+			if cmd.IsSet(name) {
+				for _, d := range out {
+					d.Close()
+				}
+				return nil, usageError{fmt.Errorf("--%s needs --discovery to include flood", name)}
+			}
+		}
+	}
 	return out, nil
+}
+
+// floodAdapter starts the node's flood overlay node: on the --listen host (any free port)
+// unless --flood-listen says otherwise, joining through --flood-peers.
+func floodAdapter(cmd *cli.Command, cfg peer.Config) (*flood.Node, error) {
+	host, _, _ := peer.SplitListen(cfg.Listen)
+	listen := net.JoinHostPort(host, "0")
+	if cmd.IsSet("flood-listen") {
+		listen = cmd.String("flood-listen")
+		if _, _, err := peer.SplitListen(listen); err != nil {
+			return nil, usageError{fmt.Errorf("--flood-listen: %v", err)}
+		}
+	}
+	fc, err := floodConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	fc.Logger = cfg.Logger
+	tr, err := transport.ListenTCP(listen)
+	if err != nil {
+		return nil, err
+	}
+	fc.Transport = tr
+	n, err := flood.New(fc)
+	if err != nil {
+		tr.Close()
+	}
+	return n, err
+}
+
+// floodConfig reads the --flood-* flags that shoal flood shares with seed and get.
+func floodConfig(cmd *cli.Command) (flood.Config, error) {
+	fc := flood.Config{Degree: int(cmd.Int("flood-degree")), TTL: int(cmd.Int("flood-ttl")), Walkers: int(cmd.Int("flood-walkers"))}
+	if fc.Degree < 1 || fc.Degree > 64 {
+		return fc, usageError{fmt.Errorf("--flood-degree %d: want 1..64", fc.Degree)}
+	}
+	if fc.TTL < 1 || fc.TTL > 7 {
+		return fc, usageError{fmt.Errorf("--flood-ttl %d: want 1..7", fc.TTL)}
+	}
+	if fc.Walkers < 0 || fc.Walkers > 256 {
+		return fc, usageError{fmt.Errorf("--flood-walkers %d: want 0..256", fc.Walkers)}
+	}
+	for _, s := range cmd.StringSlice("flood-peers") {
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			ap, err := netip.ParseAddrPort(p)
+			if err != nil || ap.Port() == 0 {
+				return fc, usageError{fmt.Errorf("--flood-peers %q: want IP:PORT, like 127.0.0.1:7000", p)}
+			}
+			fc.Bootstrap = append(fc.Bootstrap, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
+	return fc, nil
 }
 
 // dhtAdapter starts the node's DHT server: on the --listen address unless --dht-listen says

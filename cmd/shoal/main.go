@@ -39,7 +39,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		Writer:  stdout, ErrWriter: stderr,
 		Commands: []*cli.Command{
 			createCommand(), infoCommand(), seedCommand(), getCommand(),
-			dhtCommand(),
+			dhtCommand(), floodCommand(),
 			trackerCommand(),
 		},
 		OnUsageError:   onUsageError,

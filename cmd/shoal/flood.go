@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/flood"
+	"github.com/shoalp2p/shoal/peer/flood/transport"
+)
+
+// defaultFloodListen is the bare overlay node's usual address, on every interface.
+const defaultFloodListen = ":6882"
+
+func floodCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "flood",
+		Usage: "run a bare flood overlay node until interrupted: a bootstrap point for --discovery flood",
+		Description: "Prints its address HOST:PORT on stdout; give it to others with --flood-peers HOST:PORT.\n" +
+			"Without --flood-peers the node joins nobody: it starts an overlay of its own.\n" +
+			"It holds no torrents: it passes queries and hits on, and tells joining nodes of others.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: defaultFloodListen, Usage: "TCP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
+			&cli.StringSliceFlag{Name: "flood-peers", Usage: "join through the overlay node at `IP:PORT` (repeatable, or a comma list)"},
+			&cli.IntFlag{Name: "flood-degree", Value: flood.DefaultDegree, Usage: "keep between `D` and 2D neighbours"},
+			&cli.IntFlag{Name: "flood-ttl", Value: flood.DefaultTTL, Usage: "unused by a bare node (it never searches); accepted for symmetry"},
+			&cli.IntFlag{Name: "flood-walkers", Usage: "unused by a bare node (it never searches); accepted for symmetry"},
+			&cli.BoolFlag{Name: "json", Usage: "print the start and stop of the node as JSON lines on stdout"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything"},
+		},
+		OnUsageError: onUsageError,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() > 0 {
+				return usageError{fmt.Errorf("flood takes no arguments, got %q (see shoal flood --help)", cmd.Args().First())}
+			}
+			if cmd.Bool("quiet") && cmd.Bool("verbose") {
+				return usageError{errors.New("--quiet and --verbose cannot both be given")}
+			}
+			listen := cmd.String("listen")
+			if _, _, err := peer.SplitListen(listen); err != nil {
+				return usageError{fmt.Errorf("--listen: %v", err)}
+			}
+			cfg, err := floodConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return runFlood(ctx, cmd, listen, cfg)
+		},
+	}
+}
+
+// runFlood serves a bare overlay node until ctx ends.
+func runFlood(ctx context.Context, cmd *cli.Command, listen string, cfg flood.Config) error {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	log := newLogger(cmd, stderr)
+	cfg.Logger = log
+	tr, err := transport.ListenTCP(listen)
+	if err != nil {
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			return fmt.Errorf("listen on %s: TCP port already in use (choose another with --listen)", listen)
+		case errors.Is(err, syscall.EADDRNOTAVAIL):
+			return fmt.Errorf("listen on %s: no such address on this machine", listen)
+		}
+		return err
+	}
+	cfg.Transport = tr
+	n, err := flood.New(cfg)
+	if err != nil {
+		tr.Close()
+		return err
+	}
+	addr := n.Addr().String()
+	boot := make([]string, len(cfg.Bootstrap))
+	for i, b := range cfg.Bootstrap {
+		boot[i] = b.String()
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	if cmd.Bool("json") {
+		_ = enc.Encode(struct {
+			Event     string   `json:"event"`
+			Addr      string   `json:"addr"`
+			Bootstrap []string `json:"bootstrap"`
+		}{"listening", addr, boot})
+	} else {
+		fmt.Fprintln(stdout, addr)
+		joins := "starting an overlay of its own"
+		if len(boot) > 0 {
+			joins = "joining through " + strings.Join(boot, ", ")
+		}
+		fmt.Fprintf(stderr, "flood node listening on TCP %s, %s (Ctrl-C to stop)\n", addr, joins)
+	}
+	<-ctx.Done()
+	st := n.FloodStats()
+	n.Close()
+	var sent, recv int64
+	for _, v := range st.Sent {
+		sent += v
+	}
+	for _, v := range st.Received {
+		recv += v
+	}
+	if cmd.Bool("json") {
+		_ = enc.Encode(struct {
+			Event      string `json:"event"`
+			Neighbours int    `json:"neighbours"`
+			Sent       int64  `json:"sent"`
+			Received   int64  `json:"received"`
+			Queries    int64  `json:"queries"`
+		}{"stop", st.Neighbours, sent, recv, st.QueriesSeen})
+	} else {
+		fmt.Fprintf(stderr, "flood node stopped: %d neighbours; it sent %d frames, got %d, and passed on %d queries\n",
+			st.Neighbours, sent, recv, st.QueriesSeen)
+	}
+	return nil
+}
