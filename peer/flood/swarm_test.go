@@ -182,4 +182,45 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	if sum.Lookups == 0 || sum.Announces == 0 || sum.PeersFound == 0 {
 		t.Errorf("implausible flood stats: %+v", sum)
 	}
+
+	// Churn: a third of the overlay nodes leave (their BitTorrent nodes stay, deaf). The rest
+	// re-form to the degree bounds, and a newcomer still finds the file by flooding.
+	for _, f := range overlay[20:] {
+		f.Close()
+	}
+	live := append([]*flood.Node{root}, overlay[:20]...)
+	reformed := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline = time.After(30 * time.Second)
+	for ok := false; !ok; {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			for i, f := range live {
+				t.Logf("overlay node %d: %d neighbours", i, f.Neighbours())
+			}
+			t.Fatal("the overlay did not re-form to 4..8 neighbours each within 30s")
+		}
+		ok = true
+		for _, f := range live {
+			ok = ok && f.Neighbours() >= flood.DefaultDegree && f.Neighbours() <= 2*flood.DefaultDegree
+		}
+	}
+	t.Logf("after 10 of 31 overlay nodes left, the other 21 re-formed to 4..8 neighbours in %v", time.Since(reformed).Round(time.Millisecond))
+	late, _ := fullNode(t, "127.0.0.40", root.Addr())
+	dir := t.TempDir()
+	tt, err := late.Add(magnet, peer.AddOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-runTorrent(t, tt, peer.RunOptions{SeedTime: -1}):
+		t.Logf("a newcomer after the churn: complete in %.2f s", c.Seconds)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the newcomer did not complete after the churn")
+	}
+	if got := sha256File(t, filepath.Join(dir, "payload.bin")); got != want {
+		t.Fatalf("newcomer: sha256 %x, want %x", got, want)
+	}
 }
