@@ -161,10 +161,10 @@ func TestSimFlood(t *testing.T) {
 		n       = 1000
 		degree  = 4
 		queries = 100
-		ttl1    = 1 // nodes 1..20 search with TTL 1
-		walk    = 2 // nodes 21..40 send 32 random walkers
 		walkers = 64
 	)
+	// Node 0 is the bootstrap node; nodes 1..20 search with TTL 1, 21..40 with random
+	// walkers, 41..60 with TTL 3, 61..80 with TTL 5, the others with TTL 7.
 	synctest.Test(t, func(t *testing.T) {
 		s := newSim(t, n, 42, func(i int, c *flood.Config) {
 			c.Degree = degree
@@ -173,6 +173,10 @@ func TestSimFlood(t *testing.T) {
 				c.TTL = 1
 			case i >= 21 && i <= 40:
 				c.Walkers = walkers
+			case i >= 41 && i <= 60:
+				c.TTL = 3
+			case i >= 61 && i <= 80:
+				c.TTL = 5
 			}
 		})
 		s.settle(30 * time.Second)
@@ -183,7 +187,7 @@ func TestSimFlood(t *testing.T) {
 		ih := metainfo.Hash{1, 2, 3}
 		holders := map[int]bool{}
 		for len(holders) < n/100 {
-			i := 41 + r.IntN(n-41)
+			i := 81 + r.IntN(n-81)
 			if holders[i] {
 				continue
 			}
@@ -206,7 +210,7 @@ func TestSimFlood(t *testing.T) {
 		var found, msgs, reached, maxMsgs int64
 		var firstHit time.Duration
 		for range queries {
-			res := s.lookup(origin(41, n), ih)
+			res := s.lookup(origin(81, n), ih)
 			if res.found {
 				found++
 				firstHit += res.firstHit
@@ -228,6 +232,25 @@ func TestSimFlood(t *testing.T) {
 			t.Errorf("flooding found the torrent on %d of %d queries, want >= 95%%", found, queries)
 		}
 		floodMsgs := float64(msgs) / queries
+
+		// TTL 3 and 5: fewer nodes reached, fewer messages, within the bound at the overlay's
+		// largest degree.
+		for _, g := range []struct{ ttl, lo int }{{3, 41}, {5, 61}} {
+			var found, msgs, reached int64
+			for range 30 {
+				res := s.lookup(origin(g.lo, g.lo+20), ih)
+				if res.found {
+					found++
+				}
+				msgs += res.messages
+				reached += res.reached
+				if res.messages < res.reached || float64(res.messages) > floodBound(maxDeg, g.ttl) {
+					t.Errorf("TTL %d: %d messages, %d nodes reached; bound %.0f at degree %d", g.ttl, res.messages, res.reached, floodBound(maxDeg, g.ttl), maxDeg)
+				}
+			}
+			t.Logf("flood TTL %d: found on %d/30 queries; %.0f messages per query (bound %.0f for d=4, %.0f for d=%d); %.0f nodes reached per query",
+				g.ttl, found, float64(msgs)/30, floodBound(degree, g.ttl), floodBound(maxDeg, g.ttl), maxDeg, float64(reached)/30)
+		}
 
 		// TTL 1 reaches exactly the neighbours.
 		for range 20 {
