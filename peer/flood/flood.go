@@ -63,7 +63,8 @@ type Config struct {
 	QueryRate float64
 	// HandshakeTimeout bounds the Hello exchange (default 5 s); IdleTimeout closes a link
 	// silent that long (default 30 s; neighbours are pinged at a third of it); LookupTimeout
-	// is how long a Lookup collects hits (default 3 s).
+	// is how long a Lookup collects hits (default 1 s: the node's search loop waits for
+	// a lookup to end before it announces).
 	HandshakeTimeout, IdleTimeout, LookupTimeout time.Duration
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
@@ -76,7 +77,7 @@ const (
 	DefaultQueryRate = 20
 	defaultHandshake = 5 * time.Second
 	defaultIdle      = 30 * time.Second
-	defaultLookup    = 3 * time.Second
+	defaultLookup    = time.Second
 )
 
 // Sizes and timing of the routing state.
@@ -94,9 +95,6 @@ const (
 
 // ErrClosed is returned by a Node's methods after Close.
 var ErrClosed = errors.New("flood: node closed")
-
-// ErrNoNeighbours is returned by Lookup when the node has no neighbour to ask.
-var ErrNoNeighbours = errors.New("flood: no neighbours yet")
 
 // Node is one overlay node; it implements peer.Discovery.
 type Node struct {
@@ -133,7 +131,6 @@ type state struct {
 	dialing  map[netip.AddrPort]bool
 	held     map[[20]byte]uint16 // infohash -> BitTorrent port
 	lookups  map[[16]byte]*lookup
-	btPort   uint16
 	lastPing time.Time
 }
 

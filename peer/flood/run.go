@@ -219,7 +219,13 @@ func (n *Node) hello(l *link, h wire.Hello) {
 	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
 	s.links[h.NodeID] = l
 	n.neighbours.Store(int64(s.nbrs.Len()))
+	n.log.Debug("flood: neighbour", "addr", l.listen, "neighbours", s.nbrs.Len())
 	n.send(l, wire.Ping{Nonce: s.rng.Uint64()}) // ask for addresses at once
+	for _, lk := range s.lookups {
+		if lk.waiting {
+			n.launch(lk, [][16]byte{h.NodeID})
+		}
+	}
 }
 
 func less(a, b [16]byte) bool {

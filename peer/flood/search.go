@@ -16,10 +16,12 @@ import (
 // lookup is one search in flight, from Lookup to its end; the run loop owns it and hands its
 // hits to the lookup's goroutine.
 type lookup struct {
-	ih     [20]byte
-	start  time.Time
-	hits   chan []netip.AddrPort // to the lookup's goroutine; past its buffer hits are dropped
-	gotHit bool
+	ih      [20]byte
+	start   time.Time
+	hits    chan []netip.AddrPort // to the lookup's goroutine; past its buffer hits are dropped
+	gotHit  bool
+	q       wire.Query
+	waiting bool // for a first neighbour to send q to
 }
 
 // deliver hands a hit's peers to the lookup; on the run loop.
@@ -30,6 +32,7 @@ func (n *Node) deliver(lk *lookup, peers []netip.AddrPort, now time.Time) {
 		n.stats.firstHitNanos.Add(int64(now.Sub(lk.start)))
 	}
 	n.stats.holders.Add(1)
+	n.log.Debug("flood: hit", "infohash", metainfo.Hash(lk.ih), "peers", peers, "after", now.Sub(lk.start))
 	select {
 	case lk.hits <- peers:
 	default:
@@ -55,16 +58,12 @@ func (n *Node) Announce(ctx context.Context, a peer.Announcement) error {
 // Lookup searches the overlay for peers of ih: a query with a fresh ID, flooded to every
 // neighbour (or sent as Walkers random walkers). The channel yields each peer address once,
 // as hits come back, and is closed after LookupTimeout, when ctx ends or when the node closes.
-// It fails at once when the node has no neighbour.
+// A node with no neighbour yet sends the query to its first one.
 func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrPort, error) {
 	lk := &lookup{ih: ih, hits: make(chan []netip.AddrPort, 64)}
 	var id [16]byte
-	var err error
 	var self []netip.AddrPort
-	if e := n.do(ctx, func() { id, self, err = n.originate(lk) }); e != nil {
-		return nil, e
-	}
-	if err != nil {
+	if err := n.do(ctx, func() { id, self = n.originate(lk) }); err != nil {
 		return nil, err
 	}
 	n.stats.lookups.Add(1)
@@ -110,12 +109,10 @@ func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrP
 	return out, nil
 }
 
-// originate registers a lookup and sends its query; on the run loop.
-func (n *Node) originate(lk *lookup) (id [16]byte, self []netip.AddrPort, err error) {
+// originate registers a lookup and sends its query; on the run loop. With no neighbour yet
+// (a node that has just started), the query waits for the first one.
+func (n *Node) originate(lk *lookup) (id [16]byte, self []netip.AddrPort) {
 	s := &n.s
-	if s.nbrs.Len() == 0 {
-		return id, nil, ErrNoNeighbours
-	}
 	randomID(s.rng, &id)
 	now := time.Now()
 	s.seen.Check(id, now) // our own query, coming back, is a duplicate
@@ -124,21 +121,31 @@ func (n *Node) originate(lk *lookup) (id [16]byte, self []netip.AddrPort, err er
 	if port, ok := s.held[lk.ih]; ok {
 		self = append(self, netip.AddrPortFrom(n.host, port))
 	}
-	q := wire.Query{ID: id, TTL: uint8(n.cfg.TTL), InfoHash: lk.ih, Walk: n.cfg.Walkers > 0}
-	if !q.Walk {
-		for _, l := range s.links {
-			n.send(l, q)
-		}
-		return id, self, nil
+	lk.q = wire.Query{ID: id, TTL: uint8(n.cfg.TTL), InfoHash: lk.ih, Walk: n.cfg.Walkers > 0}
+	lk.waiting = true
+	n.log.Debug("flood: lookup", "infohash", metainfo.Hash(lk.ih), "neighbours", s.nbrs.Len(), "ttl", n.cfg.TTL, "walkers", n.cfg.Walkers)
+	if s.nbrs.Len() > 0 {
+		n.launch(lk, s.nbrs.IDs())
 	}
-	// K walkers: spread over the neighbours, at random when there are more walkers than
-	// neighbours.
-	ids := s.nbrs.IDs()
+	return id, self
+}
+
+// launch sends a lookup's query to the neighbours ids: to each of them for a flood; for
+// random walks, its walkers spread over them (at random when there are more walkers than
+// neighbours).
+func (n *Node) launch(lk *lookup, ids [][16]byte) {
+	s := &n.s
+	lk.waiting = false
+	if !lk.q.Walk {
+		for _, id := range ids {
+			n.send(s.links[id], lk.q)
+		}
+		return
+	}
 	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	for i := range n.cfg.Walkers {
-		n.send(s.links[ids[i%len(ids)]], q)
+		n.send(s.links[ids[i%len(ids)]], lk.q)
 	}
-	return id, self, nil
 }
 
 // counters are the node's statistics, updated by its goroutines.
