@@ -142,12 +142,11 @@ type link struct {
 	dialAddr netip.AddrPort    // valid when this node dialed
 
 	// Set by the run loop.
-	hello    wire.Hello
-	listen   netip.AddrPort
-	up       bool // registered as a neighbour
-	shut     bool // out closed
-	bucket   *route.Bucket
-	lastSeen time.Time
+	hello  wire.Hello
+	listen netip.AddrPort
+	up     bool // registered as a neighbour
+	shut   bool // out closed
+	bucket *route.Bucket
 }
 
 // event is what a link's reader (or a dial) tells the run loop.

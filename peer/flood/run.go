@@ -139,7 +139,6 @@ func (n *Node) handle(ev event) {
 		return // a refused link's last frames
 	}
 	now := time.Now()
-	l.lastSeen = now
 	switch m := ev.msg.(type) {
 	case wire.Ping:
 		n.send(l, wire.Pong{Nonce: m.Nonce, Addrs: s.book.Sample(s.rng, gossipAddrs, route.Except(l.listen))})
@@ -215,7 +214,6 @@ func (n *Node) hello(l *link, h wire.Hello) {
 		return
 	}
 	l.up = true
-	l.lastSeen = time.Now()
 	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
 	s.links[h.NodeID] = l
 	n.neighbours.Store(int64(s.nbrs.Len()))
