@@ -32,7 +32,7 @@ func discoveryFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "join the DHT through the node at `HOST:PORT` (repeatable, or a comma list; default: the public routers)"},
 		&cli.StringFlag{Name: "dht-listen", Usage: "DHT UDP address `HOST:PORT` (default: the --listen address; a free port if that one is busy)"},
 		&cli.StringFlag{Name: "flood-listen", Usage: "flood overlay TCP address `HOST:PORT` (default: the --listen host, any free port)"},
-		&cli.StringSliceFlag{Name: "flood-peers", Usage: "join the flood overlay through the node at `HOST:PORT` (repeatable, or a comma list)"},
+		&cli.StringSliceFlag{Name: "flood-peers", Usage: "join the flood overlay through the node at `IP:PORT` (repeatable, or a comma list)"},
 		&cli.IntFlag{Name: "flood-degree", Value: flood.DefaultDegree, Usage: "keep between `D` and 2D overlay neighbours"},
 		&cli.IntFlag{Name: "flood-ttl", Value: flood.DefaultTTL, Usage: "hops a flood query travels (a walker's steps), `N` <= 7"},
 		&cli.IntFlag{Name: "flood-walkers", Usage: "search with `K` random walkers instead of flooding (0: flood)"},
@@ -129,6 +129,13 @@ func floodAdapter(cmd *cli.Command, cfg peer.Config) (*flood.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	fc.TTL, fc.Walkers = int(cmd.Int("flood-ttl")), int(cmd.Int("flood-walkers"))
+	if fc.TTL < 1 || fc.TTL > 7 {
+		return nil, usageError{fmt.Errorf("--flood-ttl %d: want 1..7", fc.TTL)}
+	}
+	if fc.Walkers < 0 || fc.Walkers > 256 {
+		return nil, usageError{fmt.Errorf("--flood-walkers %d: want 0..256", fc.Walkers)}
+	}
 	fc.Logger = cfg.Logger
 	tr, err := transport.ListenTCP(listen)
 	if err != nil {
@@ -142,17 +149,12 @@ func floodAdapter(cmd *cli.Command, cfg peer.Config) (*flood.Node, error) {
 	return n, err
 }
 
-// floodConfig reads the --flood-* flags that shoal flood shares with seed and get.
+// floodConfig reads the --flood-* flags that shoal flood shares with seed and get:
+// --flood-degree and --flood-peers.
 func floodConfig(cmd *cli.Command) (flood.Config, error) {
-	fc := flood.Config{Degree: int(cmd.Int("flood-degree")), TTL: int(cmd.Int("flood-ttl")), Walkers: int(cmd.Int("flood-walkers"))}
+	fc := flood.Config{Degree: int(cmd.Int("flood-degree"))}
 	if fc.Degree < 1 || fc.Degree > 64 {
 		return fc, usageError{fmt.Errorf("--flood-degree %d: want 1..64", fc.Degree)}
-	}
-	if fc.TTL < 1 || fc.TTL > 7 {
-		return fc, usageError{fmt.Errorf("--flood-ttl %d: want 1..7", fc.TTL)}
-	}
-	if fc.Walkers < 0 || fc.Walkers > 256 {
-		return fc, usageError{fmt.Errorf("--flood-walkers %d: want 0..256", fc.Walkers)}
 	}
 	for _, s := range cmd.StringSlice("flood-peers") {
 		for _, p := range strings.Split(s, ",") {

@@ -22,15 +22,13 @@ func floodCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "flood",
 		Usage: "run a bare flood overlay node until interrupted: a bootstrap point for --discovery flood",
-		Description: "Prints its address HOST:PORT on stdout; give it to others with --flood-peers HOST:PORT.\n" +
+		Description: "Prints its address HOST:PORT on stdout; give it to others with --flood-peers IP:PORT.\n" +
 			"Without --flood-peers the node joins nobody: it starts an overlay of its own.\n" +
 			"It holds no torrents: it passes queries and hits on, and tells joining nodes of others.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultFloodListen, Usage: "TCP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
 			&cli.StringSliceFlag{Name: "flood-peers", Usage: "join through the overlay node at `IP:PORT` (repeatable, or a comma list)"},
 			&cli.IntFlag{Name: "flood-degree", Value: flood.DefaultDegree, Usage: "keep between `D` and 2D neighbours"},
-			&cli.IntFlag{Name: "flood-ttl", Value: flood.DefaultTTL, Usage: "unused by a bare node (it never searches); accepted for symmetry"},
-			&cli.IntFlag{Name: "flood-walkers", Usage: "unused by a bare node (it never searches); accepted for symmetry"},
 			&cli.BoolFlag{Name: "json", Usage: "print the start and stop of the node as JSON lines on stdout"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything"},
