@@ -220,6 +220,9 @@ func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) erro
 	for {
 		select {
 		case err := <-done:
+			if err == nil {
+				err = t.settle(ctx)
+			}
 			emit(Verify{Event: "verify", Checked: size, Size: size})
 			if err != nil && ctx.Err() != nil {
 				return ErrInterrupted
@@ -228,6 +231,28 @@ func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) erro
 		case <-tick.C:
 			s := t.t.Stats()
 			emit(Verify{Event: "verify", Checked: min(s.BytesHashed.Int64()-base.Int64(), size), Size: size})
+		}
+	}
+}
+
+// settle waits until no piece is still being hashed or marked in storage: VerifyData
+// returns once every piece is hashed, but recording the result can lag behind on a busy
+// machine, and a piece caught in between reads as missing.
+func (t *Torrent) settle(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := false
+		for _, r := range t.t.PieceStateRuns() {
+			busy = busy || r.Hashing || r.QueuedForHash || r.Marking
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
 		}
 	}
 }
