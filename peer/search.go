@@ -62,22 +62,31 @@ func (s *search) close() {
 }
 
 // run is one adapter's loop: look up while peers are wanted, announce when ready and then
-// every reannounce, and tell trackers when the download completes.
+// every reannounce, and tell trackers when the download completes. A lookup runs in a
+// goroutine of its own (one at a time), so that a slow search never holds an announce back.
 func (s *search) run(ctx context.Context, d Discovery) {
 	retry := firstRetry
 	nextLookup := time.Now()
 	var nextAnnounce time.Time
 	announced, completed := false, false
 	ready := s.ready
+	var looking chan struct{} // closed when the lookup in flight ends; nil when none is
+	defer func() {
+		if looking != nil {
+			<-looking
+		}
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		now := time.Now()
 		wanted := !s.t.t.Complete().Bool()
-		if wanted && !now.Before(nextLookup) {
-			s.lookup(ctx, d)
-			nextLookup = time.Now().Add(retry)
-			retry = min(retry*2, maxRetry)
+		if wanted && looking == nil && !now.Before(nextLookup) {
+			looking = make(chan struct{})
+			go func(done chan struct{}) {
+				defer close(done)
+				s.lookup(ctx, d)
+			}(looking)
 		}
 		if announced && !completed && !wanted {
 			completed = true
@@ -93,7 +102,7 @@ func (s *search) run(ctx context.Context, d Discovery) {
 		if !announced {
 			wait = maxRetry
 		}
-		if wanted {
+		if wanted && looking == nil {
 			wait = min(wait, time.Until(nextLookup))
 		}
 		timer.Reset(max(wait, 0))
@@ -108,6 +117,10 @@ func (s *search) run(ctx context.Context, d Discovery) {
 				cancel()
 			}
 			return
+		case <-looking:
+			looking = nil
+			nextLookup = time.Now().Add(retry)
+			retry = min(retry*2, maxRetry)
 		case <-ready:
 			ready = nil
 			announced, completed = true, !wanted
