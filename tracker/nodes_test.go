@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"github.com/shoalp2p/shoal/peer"
 	peerannounce "github.com/shoalp2p/shoal/peer/announce"
 	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/swarm"
 	"github.com/shoalp2p/shoal/tracker"
 )
 
@@ -88,7 +88,7 @@ func TestTwentyNodes(t *testing.T) {
 	}
 	t.Logf("%d leechers downloaded %d bytes each in %v", len(leechers), len(payload), time.Since(began).Round(time.Millisecond))
 	for i, l := range leechers {
-		if got := fileSum(t, filepath.Join(l.out, filepath.Base(src))); got != want {
+		if got := swarm.FileSum(t, filepath.Join(l.out, filepath.Base(src))); got != want {
 			t.Errorf("leecher %d: sha256 %x, want %x", i, got, want)
 		}
 	}
@@ -107,12 +107,7 @@ func TestTwentyNodes(t *testing.T) {
 func trackerNode(t *testing.T, ip string) *peer.Node {
 	t.Helper()
 	d := peerannounce.New(peerannounce.Config{LocalIP: netip.MustParseAddr(ip)})
-	n, err := peer.New(peer.Config{Listen: ip + ":0", DataDir: t.TempDir(), DisablePEX: true, Discovery: []peer.Discovery{d}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return swarm.Node(t, peer.Config{Listen: ip + ":0", Discovery: []peer.Discovery{d}})
 }
 
 // nodeRun is a torrent's Run in a goroutine the test owns: it is stopped and waited for when
@@ -157,20 +152,4 @@ func waitStats(t *testing.T, base string, timeout time.Duration, what string, ok
 		}
 		<-tick.C
 	}
-}
-
-func fileSum(t *testing.T, path string) [32]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
 }

@@ -61,9 +61,9 @@ func newNode(t testing.TB, ip string, boot []string, stateDir string) *dht.Node 
 // loopIP is the i-th test address: 127.0.0.10, 127.0.0.11, ...
 func loopIP(i int) string { return fmt.Sprintf("127.0.0.%d", 10+i) }
 
-// swarm starts a bare root node and n nodes bootstrapped from it, each on its own loopback
+// dhtSwarm starts a bare root node and n nodes bootstrapped from it, each on its own loopback
 // address, and bootstraps them all twice, concurrently.
-func swarm(t testing.TB, n int, stateDirs bool) (*dht.Node, []*dht.Node) {
+func dhtSwarm(t testing.TB, n int, stateDirs bool) (*dht.Node, []*dht.Node) {
 	t.Helper()
 	root := newNode(t, "127.0.0.1", []string{}, "")
 	boot := []string{root.Addr().String()}
@@ -134,7 +134,7 @@ func announce(t testing.TB, n *dht.Node, ih metainfo.Hash, port int) {
 func TestSwarmLookup(t *testing.T) {
 	const n, port = 24, 51413
 	started := time.Now()
-	root, nodes := swarm(t, n, false)
+	root, nodes := dhtSwarm(t, n, false)
 	var sizes []int
 	for _, nd := range nodes {
 		sizes = append(sizes, nd.NumNodes())
@@ -199,7 +199,7 @@ func delta(a, b peer.SearchStats) peer.SearchStats {
 // TestRestartRejoins: a node saves its routing table on Close; restarted with no bootstrap
 // node (and the old one gone), it rejoins from that table and finds a peer announced since.
 func TestRestartRejoins(t *testing.T) {
-	root, nodes := swarm(t, 12, false)
+	root, nodes := dhtSwarm(t, 12, false)
 	dir := t.TempDir()
 	a, err := dht.New(dht.Config{Listen: "127.0.0.40:0", Bootstrap: []string{root.Addr().String()}, StateDir: dir, Logger: testLogger(t)})
 	if err != nil {

@@ -1,11 +1,9 @@
 package dht_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +13,7 @@ import (
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/dht"
 	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/swarm"
 )
 
 // fullNode is a BitTorrent node on ip whose only discovery is a DHT node on the same IP.
@@ -24,56 +23,7 @@ func fullNode(t *testing.T, ip string, boot string) *peer.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := peer.New(peer.Config{
-		Listen: ip + ":0", DataDir: t.TempDir(), DisablePEX: true,
-		Discovery: []peer.Discovery{d}, Logger: testLogger(t),
-	})
-	if err != nil {
-		d.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return n
-}
-
-// runTorrent runs tt until the test ends; the returned channel gets its Complete event.
-func runTorrent(t *testing.T, tt *peer.Torrent, opts peer.RunOptions) <-chan peer.Complete {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	complete := make(chan peer.Complete, 1)
-	go func() {
-		done <- tt.Run(ctx, opts, func(e peer.Event) {
-			if c, ok := e.(peer.Complete); ok {
-				complete <- c
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && err != peer.ErrInterrupted {
-			t.Error(err)
-		}
-	})
-	return complete
-}
-
-func sha256File(t *testing.T, p string) [32]byte {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(h.Sum(nil))
+	return swarm.Node(t, peer.Config{Listen: ip + ":0", Discovery: []peer.Discovery{d}, Logger: testLogger(t)})
 }
 
 // TestFullNodesFindEachOtherByDHT: 20 BitTorrent nodes, each with a DHT node on its own
@@ -112,7 +62,7 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runTorrent(t, st, peer.RunOptions{SeedTime: -1})
+	swarm.Run(t, st, peer.RunOptions{SeedTime: -1})
 
 	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
 	if err != nil {
@@ -130,7 +80,7 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		completes[i] = runTorrent(t, tt, peer.RunOptions{SeedTime: -1})
+		completes[i] = swarm.Run(t, tt, peer.RunOptions{SeedTime: -1})
 	}
 	deadline := time.After(90 * time.Second)
 	var secs []float64
@@ -141,7 +91,7 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("node %d (127.0.0.%d) did not complete in time", i, i+2)
 		}
-		if got := sha256File(t, filepath.Join(dirs[i], "payload.bin")); got != want {
+		if got := swarm.FileSum(t, filepath.Join(dirs[i], "payload.bin")); got != want {
 			t.Fatalf("node %d: sha256 %x, want %x", i, got, want)
 		}
 	}

@@ -1,11 +1,9 @@
 package flood_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"github.com/shoalp2p/shoal/peer/flood"
 	"github.com/shoalp2p/shoal/peer/flood/transport"
 	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/swarm"
 )
 
 // tcpNode starts an overlay node on ip (any free port) joining through boot.
@@ -38,55 +37,7 @@ func tcpNode(t *testing.T, ip string, boot []netip.AddrPort) *flood.Node {
 func fullNode(t *testing.T, ip string, boot netip.AddrPort) (*peer.Node, *flood.Node) {
 	t.Helper()
 	f := tcpNode(t, ip, []netip.AddrPort{boot})
-	n, err := peer.New(peer.Config{
-		Listen: ip + ":0", DataDir: t.TempDir(), DisablePEX: true,
-		Discovery: []peer.Discovery{f}, Logger: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return n, f
-}
-
-// runTorrent runs tt until the test ends; the returned channel gets its Complete event.
-func runTorrent(t *testing.T, tt *peer.Torrent, opts peer.RunOptions) <-chan peer.Complete {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	complete := make(chan peer.Complete, 1)
-	go func() {
-		done <- tt.Run(ctx, opts, func(e peer.Event) {
-			if c, ok := e.(peer.Complete); ok {
-				complete <- c
-			}
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && err != peer.ErrInterrupted {
-			t.Error(err)
-		}
-	})
-	return complete
-}
-
-func sha256File(t *testing.T, p string) [32]byte {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(h.Sum(nil))
+	return swarm.Node(t, peer.Config{Listen: ip + ":0", Discovery: []peer.Discovery{f}, Logger: testLogger(t)}), f
 }
 
 // TestFullNodesFindEachOtherByFlooding: 30 BitTorrent nodes, each with an overlay node on its
@@ -127,7 +78,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runTorrent(t, st, peer.RunOptions{SeedTime: -1})
+	swarm.Run(t, st, peer.RunOptions{SeedTime: -1})
 
 	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
 	if err != nil {
@@ -145,7 +96,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		completes[i] = runTorrent(t, tt, peer.RunOptions{SeedTime: -1})
+		completes[i] = swarm.Run(t, tt, peer.RunOptions{SeedTime: -1})
 	}
 	deadline := time.After(120 * time.Second)
 	var secs []float64
@@ -156,7 +107,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("node %d (127.0.0.%d) did not complete in time", i, i+2)
 		}
-		if got := sha256File(t, filepath.Join(dirs[i], "payload.bin")); got != want {
+		if got := swarm.FileSum(t, filepath.Join(dirs[i], "payload.bin")); got != want {
 			t.Fatalf("node %d: sha256 %x, want %x", i, got, want)
 		}
 	}
@@ -215,12 +166,12 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case c := <-runTorrent(t, tt, peer.RunOptions{SeedTime: -1}):
+	case c := <-swarm.Run(t, tt, peer.RunOptions{SeedTime: -1}):
 		t.Logf("a newcomer after the churn: complete in %.2f s", c.Seconds)
 	case <-time.After(60 * time.Second):
 		t.Fatal("the newcomer did not complete after the churn")
 	}
-	if got := sha256File(t, filepath.Join(dir, "payload.bin")); got != want {
+	if got := swarm.FileSum(t, filepath.Join(dir, "payload.bin")); got != want {
 		t.Fatalf("newcomer: sha256 %x, want %x", got, want)
 	}
 }
