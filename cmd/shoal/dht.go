@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v3"
 
@@ -74,36 +72,14 @@ func dhtConfig(cmd *cli.Command) (dht.Config, error) {
 
 // runDHT serves the node until ctx ends.
 func runDHT(ctx context.Context, cmd *cli.Command, cfg dht.Config) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stderr := cmd.Root().ErrWriter
 	log := newLogger(cmd, stderr)
 	cfg.Logger = log
 	n, err := dht.New(cfg)
 	if err != nil {
-		switch {
-		case errors.Is(err, syscall.EADDRINUSE):
-			return fmt.Errorf("listen on %s: UDP port already in use (choose another with --listen)", cfg.Listen)
-		case errors.Is(err, syscall.EADDRNOTAVAIL):
-			return fmt.Errorf("listen on %s: no such address on this machine", cfg.Listen)
-		}
-		return err
+		return listenError(err, "UDP", cfg.Listen)
 	}
-	addr := n.Addr().String()
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	if cmd.Bool("json") {
-		_ = enc.Encode(struct {
-			Event     string   `json:"event"`
-			Addr      string   `json:"addr"`
-			Bootstrap []string `json:"bootstrap"`
-		}{"listening", addr, cfg.Bootstrap})
-	} else {
-		fmt.Fprintln(stdout, addr)
-		joins := "starting a network of its own"
-		if len(cfg.Bootstrap) > 0 {
-			joins = "joining through " + strings.Join(cfg.Bootstrap, ", ")
-		}
-		fmt.Fprintf(stderr, "DHT node listening on UDP %s, %s (Ctrl-C to stop)\n", addr, joins)
-	}
+	enc := bareNodeStarted(cmd, "DHT node", "UDP", n.Addr().String(), cfg.Bootstrap)
 	<-ctx.Done()
 	nodes := n.NumNodes()
 	st := n.Stats()

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v3"
 
@@ -56,18 +53,12 @@ func floodCommand() *cli.Command {
 
 // runFlood serves a bare overlay node until ctx ends.
 func runFlood(ctx context.Context, cmd *cli.Command, listen string, cfg flood.Config) error {
-	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	stderr := cmd.Root().ErrWriter
 	log := newLogger(cmd, stderr)
 	cfg.Logger = log
 	tr, err := transport.ListenTCP(listen)
 	if err != nil {
-		switch {
-		case errors.Is(err, syscall.EADDRINUSE):
-			return fmt.Errorf("listen on %s: TCP port already in use (choose another with --listen)", listen)
-		case errors.Is(err, syscall.EADDRNOTAVAIL):
-			return fmt.Errorf("listen on %s: no such address on this machine", listen)
-		}
-		return err
+		return listenError(err, "TCP", listen)
 	}
 	cfg.Transport = tr
 	n, err := flood.New(cfg)
@@ -75,27 +66,11 @@ func runFlood(ctx context.Context, cmd *cli.Command, listen string, cfg flood.Co
 		tr.Close()
 		return err
 	}
-	addr := n.Addr().String()
 	boot := make([]string, len(cfg.Bootstrap))
 	for i, b := range cfg.Bootstrap {
 		boot[i] = b.String()
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetEscapeHTML(false)
-	if cmd.Bool("json") {
-		_ = enc.Encode(struct {
-			Event     string   `json:"event"`
-			Addr      string   `json:"addr"`
-			Bootstrap []string `json:"bootstrap"`
-		}{"listening", addr, boot})
-	} else {
-		fmt.Fprintln(stdout, addr)
-		joins := "starting an overlay of its own"
-		if len(boot) > 0 {
-			joins = "joining through " + strings.Join(boot, ", ")
-		}
-		fmt.Fprintf(stderr, "flood node listening on TCP %s, %s (Ctrl-C to stop)\n", addr, joins)
-	}
+	enc := bareNodeStarted(cmd, "flood node", "TCP", n.Addr().String(), boot)
 	<-ctx.Done()
 	st := n.FloodStats()
 	n.Close()

@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/urfave/cli/v3"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -168,4 +172,39 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// bareNodeStarted tells that a bare node (shoal dht, shoal flood) is up: its address alone on
+// stdout and what it joins on stderr, or one JSON "listening" line. It returns the encoder
+// for the node's later JSON lines.
+func bareNodeStarted(cmd *cli.Command, kind, network, addr string, boot []string) *json.Encoder {
+	stdout, stderr := cmd.Root().Writer, cmd.Root().ErrWriter
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	if cmd.Bool("json") {
+		_ = enc.Encode(struct {
+			Event     string   `json:"event"`
+			Addr      string   `json:"addr"`
+			Bootstrap []string `json:"bootstrap"`
+		}{"listening", addr, boot})
+		return enc
+	}
+	fmt.Fprintln(stdout, addr)
+	joins := "starting a network of its own"
+	if len(boot) > 0 {
+		joins = "joining through " + strings.Join(boot, ", ")
+	}
+	fmt.Fprintf(stderr, "%s listening on %s %s, %s (Ctrl-C to stop)\n", kind, network, addr, joins)
+	return enc
+}
+
+// listenError says in one line why a socket could not be opened on addr.
+func listenError(err error, network, addr string) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("listen on %s: %s port already in use (choose another with --listen)", addr, network)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("listen on %s: no such address on this machine", addr)
+	}
+	return err
 }
