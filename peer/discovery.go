@@ -60,3 +60,13 @@ type SearchStats struct {
 	NodesContacted int64 `json:"nodes_contacted"`
 	PeersFound     int64 `json:"peers_found"`
 }
+
+// Add adds o's counts to s: the cost of several searches, or of several nodes.
+func (s *SearchStats) Add(o SearchStats) {
+	s.Announces += o.Announces
+	s.Lookups += o.Lookups
+	s.Sent += o.Sent
+	s.Received += o.Received
+	s.NodesContacted += o.NodesContacted
+	s.PeersFound += o.PeersFound
+}

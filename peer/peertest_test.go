@@ -15,15 +15,11 @@ import (
 
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/swarm"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Started once per process by the torrent library's dependencies, never stopped.
-		goleak.IgnoreTopFunction("github.com/anacrolix/torrent/internal/alloclim.(*Limiter).run"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/anacrolix/missinggo/v2/panicif.init"),
-	)
+	goleak.VerifyTestMain(m, swarm.LibraryGoroutines()...)
 }
 
 // writeTree writes files of random bytes under root, each path relative to it.

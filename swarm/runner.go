@@ -58,20 +58,13 @@ func WithLogger(l *slog.Logger) Option {
 func WithTestLog(level slog.Level) Option {
 	return func(o *options) {
 		o.logger = func(tb testing.TB) *slog.Logger {
-			return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: level}))
+			return TestLogger(tb, level)
 		}
 	}
 }
 
 // WithTimeout bounds how long Fetch waits for every download; default 2 minutes.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
-
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(b []byte) (int, error) {
-	w.tb.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
 
 // Swarm is n full shoal nodes in one process, each on its own loopback address, that find
 // each other through one discovery mode only. Everything it starts is stopped and waited
@@ -186,16 +179,8 @@ func (s *Swarm) Seed(path string) *meta.Source {
 	if s.announce != "" {
 		co.Announce = []string{s.announce}
 	}
-	src, err := meta.Create(path, co)
-	if err != nil {
-		s.tb.Fatal(err)
-	}
-	tt, err := s.nodes[0].Add(src, peer.AddOptions{Dir: filepath.Dir(path), Name: filepath.Base(path), Seed: true})
-	if err != nil {
-		s.tb.Fatal(err)
-	}
+	src := seed(s.tb, s.nodes[0], path, co)
 	s.seeded[src.InfoHash.HexString()] = path
-	Run(s.tb, tt, peer.RunOptions{SeedTime: -1})
 	if s.tracker != nil {
 		s.waitListed(src.InfoHash.HexString())
 	}
@@ -240,53 +225,95 @@ func (s *Swarm) Fetch(src *meta.Source) []Download {
 	if !ok {
 		s.tb.Fatalf("swarm: Fetch of %s, which Seed did not return", src.InfoHash.HexString())
 	}
+	return fetch(s.tb, s.nodes, func(int) *meta.Source { return src }, path, s.opts.timeout)
+}
+
+// seed makes a torrent of the file or folder at path and seeds it from n until tb ends.
+func seed(tb testing.TB, n *peer.Node, path string, co meta.CreateOptions) *meta.Source {
+	tb.Helper()
+	src, err := meta.Create(path, co)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tt, err := n.Add(src, peer.AddOptions{Dir: filepath.Dir(path), Name: filepath.Base(path), Seed: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	Run(tb, tt, peer.RunOptions{SeedTime: -1})
+	return src
+}
+
+// Share seeds the file or folder at path from nodes[0] and fetches it on every other node
+// at once, with no peer address given; the even-numbered nodes start from the bare magnet
+// link, so even the metadata comes from peers their discovery found. It fails tb unless
+// every copy's sha256 matches within timeout, and returns the torrent and the downloads.
+func Share(tb testing.TB, nodes []*peer.Node, path string, timeout time.Duration) (*meta.Source, []Download) {
+	tb.Helper()
+	src := seed(tb, nodes[0], path, meta.CreateOptions{})
+	magnet, err := meta.ParseMagnet(meta.Magnet(src))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pick := func(i int) *meta.Source {
+		if i%2 == 0 {
+			return magnet
+		}
+		return src
+	}
+	return src, fetch(tb, nodes, pick, path, timeout)
+}
+
+// fetch downloads srcFor(i) on every nodes[i] but the first at once, and checks every copy
+// against the original at path: see Fetch.
+func fetch(tb testing.TB, nodes []*peer.Node, srcFor func(int) *meta.Source, path string, timeout time.Duration) []Download {
+	tb.Helper()
 	type result struct {
 		i   int
 		c   peer.Complete
 		err error
 	}
-	results := make(chan result, len(s.nodes))
-	dirs := make([]string, len(s.nodes))
-	for i := 1; i < len(s.nodes); i++ {
-		dirs[i] = s.tb.TempDir()
-		tt, err := s.nodes[i].Add(src, peer.AddOptions{Dir: dirs[i]})
+	results := make(chan result, len(nodes))
+	dirs := make([]string, len(nodes))
+	for i := 1; i < len(nodes); i++ {
+		dirs[i] = tb.TempDir()
+		tt, err := nodes[i].Add(srcFor(i), peer.AddOptions{Dir: dirs[i]})
 		if err != nil {
-			s.tb.Fatal(err)
+			tb.Fatal(err)
 		}
-		run(s.tb, tt, peer.RunOptions{SeedTime: -1}, func(c peer.Complete, err error) {
+		run(tb, tt, peer.RunOptions{SeedTime: -1}, func(c peer.Complete, err error) {
 			results <- result{i, c, err}
 		})
 	}
-	deadline := time.After(s.opts.timeout)
-	done := make([]bool, len(s.nodes))
+	deadline := time.After(timeout)
+	done := make([]bool, len(nodes))
 	var out []Download
-	for range len(s.nodes) - 1 {
+	for range len(nodes) - 1 {
 		select {
 		case r := <-results:
 			if r.err != nil {
-				s.tb.Fatalf("swarm: node %d (%s) failed: %v", r.i, s.nodes[r.i].Addr().Addr(), r.err)
+				tb.Fatalf("swarm: node %d (%s) failed: %v", r.i, nodes[r.i].Addr().Addr(), r.err)
 			}
 			done[r.i] = true
 			out = append(out, Download{Node: r.i, Dir: dirs[r.i], Seconds: r.c.Seconds})
 		case <-deadline:
 			var missing []string
-			for i := 1; i < len(s.nodes); i++ {
+			for i := 1; i < len(nodes); i++ {
 				if !done[i] {
-					missing = append(missing, s.nodes[i].Addr().Addr().String())
+					missing = append(missing, nodes[i].Addr().Addr().String())
 				}
 			}
-			s.tb.Fatalf("swarm: %d of %d downloads not complete after %v: %s", len(missing), len(s.nodes)-1, s.opts.timeout, strings.Join(missing, " "))
+			tb.Fatalf("swarm: %d of %d downloads not complete after %v: %s", len(missing), len(nodes)-1, timeout, strings.Join(missing, " "))
 		}
 	}
-	want := sums(s.tb, path)
+	want := sums(tb, path)
 	for _, d := range out {
-		got := sums(s.tb, filepath.Join(d.Dir, filepath.Base(path)))
+		got := sums(tb, filepath.Join(d.Dir, filepath.Base(path)))
 		if len(got) != len(want) {
-			s.tb.Fatalf("swarm: node %d holds %d files, want %d", d.Node, len(got), len(want))
+			tb.Fatalf("swarm: node %d holds %d files, want %d", d.Node, len(got), len(want))
 		}
 		for name, sum := range want {
 			if got[name] != sum {
-				s.tb.Fatalf("swarm: node %d: %s has sha256 %x, want %x", d.Node, name, got[name], sum)
+				tb.Fatalf("swarm: node %d: %s has sha256 %x, want %x", d.Node, name, got[name], sum)
 			}
 		}
 	}

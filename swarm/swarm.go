@@ -4,12 +4,14 @@
 package swarm
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 
 	"github.com/shoalp2p/shoal/peer"
 )
@@ -39,23 +41,37 @@ func Node(tb testing.TB, cfg peer.Config) *peer.Node {
 // receives its Complete event.
 func Run(tb testing.TB, tt *peer.Torrent, opts peer.RunOptions) <-chan peer.Complete {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	complete := make(chan peer.Complete, 1)
-	go func() {
-		done <- tt.Run(ctx, opts, func(e peer.Event) {
-			if c, ok := e.(peer.Complete); ok {
-				complete <- c
-			}
-		})
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, peer.ErrInterrupted) {
-			tb.Error(err)
+	run(tb, tt, opts, func(c peer.Complete, err error) {
+		if err == nil {
+			complete <- c
 		}
 	})
 	return complete
+}
+
+// TestLogger logs at level and above through tb.Log, so a failing test shows what its nodes
+// said.
+func TestLogger(tb testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: level}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(b []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// LibraryGoroutines are the goleak options for the goroutines the torrent library's
+// dependencies start once per process and never stop; every package whose tests run full
+// nodes passes them to goleak.VerifyTestMain.
+func LibraryGoroutines() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/anacrolix/torrent/internal/alloclim.(*Limiter).run"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/anacrolix/missinggo/v2/panicif.init"),
+	}
 }
 
 // FileSum is the sha256 of the file at path.

@@ -14,12 +14,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Started once per process by the torrent library's dependencies, never stopped.
-		goleak.IgnoreTopFunction("github.com/anacrolix/torrent/internal/alloclim.(*Limiter).run"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/anacrolix/missinggo/v2/panicif.init"),
-	)
+	goleak.VerifyTestMain(m, swarm.LibraryGoroutines()...)
 }
 
 // TestModes: in each mode, 10 nodes on their own loopback addresses; node 0 seeds a random

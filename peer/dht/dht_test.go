@@ -20,28 +20,15 @@ import (
 
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/dht"
+	"github.com/shoalp2p/shoal/swarm"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Started once per process by the torrent library's dependencies, never stopped.
-		goleak.IgnoreTopFunction("github.com/anacrolix/torrent/internal/alloclim.(*Limiter).run"),
-		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreAnyFunction("github.com/anacrolix/missinggo/v2/panicif.init"),
-	)
+	goleak.VerifyTestMain(m, swarm.LibraryGoroutines()...)
 }
 
 // testLogger logs through t, so a failing test shows what the nodes said.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return swarm.TestLogger(t, slog.LevelWarn) }
 
 // newNode starts a DHT node on ip, closed when the test ends.
 func newNode(t testing.TB, ip string, boot []string, stateDir string) *dht.Node {

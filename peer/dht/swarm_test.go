@@ -2,7 +2,6 @@ package dht_test
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/dht"
-	"github.com/shoalp2p/shoal/peer/meta"
 	"github.com/shoalp2p/shoal/swarm"
 )
 
@@ -49,64 +47,21 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := sha256.Sum256(data)
-	tor, err := meta.Create(src, meta.CreateOptions{PieceLength: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	started := time.Now()
+	tor, downloads := swarm.Share(t, nodes, src, 90*time.Second)
 	if len(tor.Trackers) != 0 || len(tor.Peers) != 0 {
 		t.Fatalf("the torrent names trackers or peers: %v %v", tor.Trackers, tor.Peers)
 	}
-	started := time.Now()
-	st, err := nodes[0].Add(tor, peer.AddOptions{Dir: filepath.Dir(src), Name: filepath.Base(src), Seed: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	swarm.Run(t, st, peer.RunOptions{SeedTime: -1})
-
-	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs := make([]string, len(nodes))
-	completes := make([]<-chan peer.Complete, len(nodes))
-	for i := 1; i < len(nodes); i++ {
-		s := tor
-		if i%2 == 0 {
-			s = magnet
-		}
-		dirs[i] = t.TempDir()
-		tt, err := nodes[i].Add(s, peer.AddOptions{Dir: dirs[i]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		completes[i] = swarm.Run(t, tt, peer.RunOptions{SeedTime: -1})
-	}
-	deadline := time.After(90 * time.Second)
 	var secs []float64
-	for i := 1; i < len(nodes); i++ {
-		select {
-		case c := <-completes[i]:
-			secs = append(secs, c.Seconds)
-		case <-deadline:
-			t.Fatalf("node %d (127.0.0.%d) did not complete in time", i, i+2)
-		}
-		if got := swarm.FileSum(t, filepath.Join(dirs[i], "payload.bin")); got != want {
-			t.Fatalf("node %d: sha256 %x, want %x", i, got, want)
-		}
+	for _, d := range downloads {
+		secs = append(secs, d.Seconds)
 	}
 	slices.Sort(secs)
 	t.Logf("19 downloads of %d bytes through the DHT alone: all done %v after start; per node min/median/max %.2f/%.2f/%.2f s",
 		len(data), time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
 	var sum peer.SearchStats
 	for _, n := range nodes {
-		s := n.SearchStats()["dht"]
-		sum.Announces += s.Announces
-		sum.Lookups += s.Lookups
-		sum.Sent += s.Sent
-		sum.Received += s.Received
-		sum.NodesContacted += s.NodesContacted
-		sum.PeersFound += s.PeersFound
+		sum.Add(n.SearchStats()["dht"])
 	}
 	t.Logf("DHT cost over the 20 nodes: %+v", sum)
 	if sum.Lookups == 0 || sum.Announces == 0 || sum.PeersFound == 0 {

@@ -2,7 +2,6 @@ package flood_test
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"os"
@@ -65,51 +64,14 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := sha256.Sum256(data)
-	tor, err := meta.Create(src, meta.CreateOptions{PieceLength: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	started := time.Now()
+	tor, downloads := swarm.Share(t, nodes, src, 120*time.Second)
 	if len(tor.Trackers) != 0 || len(tor.Peers) != 0 {
 		t.Fatalf("the torrent names trackers or peers: %v %v", tor.Trackers, tor.Peers)
 	}
-	started := time.Now()
-	st, err := nodes[0].Add(tor, peer.AddOptions{Dir: filepath.Dir(src), Name: filepath.Base(src), Seed: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	swarm.Run(t, st, peer.RunOptions{SeedTime: -1})
-
-	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dirs := make([]string, len(nodes))
-	completes := make([]<-chan peer.Complete, len(nodes))
-	for i := 1; i < len(nodes); i++ {
-		s := tor
-		if i%2 == 0 {
-			s = magnet
-		}
-		dirs[i] = t.TempDir()
-		tt, err := nodes[i].Add(s, peer.AddOptions{Dir: dirs[i]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		completes[i] = swarm.Run(t, tt, peer.RunOptions{SeedTime: -1})
-	}
-	deadline := time.After(120 * time.Second)
 	var secs []float64
-	for i := 1; i < len(nodes); i++ {
-		select {
-		case c := <-completes[i]:
-			secs = append(secs, c.Seconds)
-		case <-deadline:
-			t.Fatalf("node %d (127.0.0.%d) did not complete in time", i, i+2)
-		}
-		if got := swarm.FileSum(t, filepath.Join(dirs[i], "payload.bin")); got != want {
-			t.Fatalf("node %d: sha256 %x, want %x", i, got, want)
-		}
+	for _, d := range downloads {
+		secs = append(secs, d.Seconds)
 	}
 	slices.Sort(secs)
 	t.Logf("29 downloads of %d bytes by flooding alone: all done %v after start; per node min/median/max %.2f/%.2f/%.2f s",
@@ -118,13 +80,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	var firstHit time.Duration
 	var hits int64
 	for i, n := range nodes {
-		s := n.SearchStats()["flood"]
-		sum.Announces += s.Announces
-		sum.Lookups += s.Lookups
-		sum.Sent += s.Sent
-		sum.Received += s.Received
-		sum.NodesContacted += s.NodesContacted
-		sum.PeersFound += s.PeersFound
+		sum.Add(n.SearchStats()["flood"])
 		fs := overlay[i].FloodStats()
 		firstHit += fs.FirstHit * time.Duration(fs.LookupsHit)
 		hits += fs.LookupsHit
@@ -143,7 +99,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	reformed := time.Now()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	deadline = time.After(30 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for ok := false; !ok; {
 		select {
 		case <-tick.C:
@@ -161,6 +117,10 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	t.Logf("after 10 of 31 overlay nodes left, the other 21 re-formed to 4..8 neighbours in %v", time.Since(reformed).Round(time.Millisecond))
 	late, _ := fullNode(t, "127.0.0.40", root.Addr())
 	dir := t.TempDir()
+	magnet, err := meta.ParseMagnet(meta.Magnet(tor))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tt, err := late.Add(magnet, peer.AddOptions{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +131,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the newcomer did not complete after the churn")
 	}
-	if got := swarm.FileSum(t, filepath.Join(dir, "payload.bin")); got != want {
+	if got, want := swarm.FileSum(t, filepath.Join(dir, "payload.bin")), swarm.FileSum(t, src); got != want {
 		t.Fatalf("newcomer: sha256 %x, want %x", got, want)
 	}
 }
