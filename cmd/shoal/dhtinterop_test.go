@@ -115,23 +115,13 @@ func TestDHTInteropAria2ToShoal(t *testing.T) {
 		{"InfoHash", ih},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			start := time.Now()
-			getWork, getData := interopDir(t)
-			get := interopStart(t, getWork, "shoal-get", interopShoal(t), "get", c.arg, "-o", getData,
-				"--listen", "127.0.0."+strconv.Itoa(3+i)+":0", "--discovery", "dht", "--dht-bootstrap", boot,
-				"--data-dir", filepath.Join(getWork, "state"), "--seed-time", "0", "--json", "-v")
-			get.wait(t, dhtInteropTimeout, seed, root)
-			interopElapsed(t, "shoal found aria2c through the DHT and downloaded", start)
-			get.logPeers(t)
-			ce := get.event("complete")
-			if ce == nil {
-				t.Fatal("shoal get exited 0 without a complete event")
-			}
-			t.Logf("shoal's search cost: %v", ce["discovery"])
+			get := interopShoalGet(t, "shoal found aria2c through the DHT and downloaded", c.arg, want, dhtInteropTimeout,
+				[]string{"--listen", "127.0.0." + strconv.Itoa(3+i) + ":0", "--discovery", "dht", "--dht-bootstrap", boot},
+				seed, root)
+			t.Logf("shoal's search cost: %v", get.event("complete")["discovery"])
 			if !fromDHT(get, "127.0.0.1:"+strconv.Itoa(ariaPort)) {
 				t.Errorf("shoal did not reach aria2c at 127.0.0.1:%d through the DHT", ariaPort)
 			}
-			interopCheckFile(t, filepath.Join(getData, interopFileName), want)
 		})
 	}
 	seed.alive(t)

@@ -522,6 +522,27 @@ func interopListening(t *testing.T, addr string, p *interopProc) {
 	})
 }
 
+// interopShoalGet runs `shoal get src` into a fresh folder with flags (a --listen among
+// them), waits for it to exit 0 within timeout (showing the others' logs if it does not),
+// checks that it reported completion and that the file matches want, and returns the
+// finished process for further checks.
+func interopShoalGet(t *testing.T, what, src, want string, timeout time.Duration, flags []string, others ...*interopProc) *interopProc {
+	t.Helper()
+	start := time.Now()
+	getWork, getData := interopDir(t)
+	argv := append([]string{interopShoal(t), "get", src, "-o", getData,
+		"--data-dir", filepath.Join(getWork, "state"), "--seed-time", "0", "--json", "-v"}, flags...)
+	get := interopStart(t, getWork, "shoal-get", argv...)
+	get.wait(t, timeout, others...)
+	interopElapsed(t, what, start)
+	get.logPeers(t)
+	if get.event("complete") == nil {
+		t.Fatal("shoal get exited 0 without a complete event")
+	}
+	interopCheckFile(t, filepath.Join(getData, interopFileName), want)
+	return get
+}
+
 func interopElapsed(t *testing.T, what string, start time.Time) {
 	t.Logf("%s in %.1fs", what, time.Since(start).Seconds())
 }
@@ -570,34 +591,14 @@ func TestInteropAria2ToShoal(t *testing.T) {
 	interopListening(t, ariaAddr, seed)
 
 	t.Run("PeerAndInfoHash", func(t *testing.T) {
-		start := time.Now()
-		getWork, getData := interopDir(t)
-		get := interopStart(t, getWork, "shoal-get", interopShoal(t), "get", ih, "-o", getData,
-			"--peer", ariaAddr, "--listen", "127.0.0.3:0", "--data-dir", filepath.Join(getWork, "state"),
-			"--seed-time", "0", "--json", "-v")
-		get.wait(t, interopTimeout, seed)
-		interopElapsed(t, "shoal fetched the metadata and the data from aria2c", start)
-		get.logPeers(t)
-		if get.event("complete") == nil {
-			t.Fatal("shoal get exited 0 without a complete event")
-		}
-		interopCheckFile(t, filepath.Join(getData, interopFileName), want)
+		interopShoalGet(t, "shoal fetched the metadata and the data from aria2c", ih, want, interopTimeout,
+			[]string{"--peer", ariaAddr, "--listen", "127.0.0.3:0"}, seed)
 	})
 
 	t.Run("Tracker", func(t *testing.T) {
 		tr.waitPeers(t, ih, seed)
-		start := time.Now()
-		getWork, getData := interopDir(t)
-		get := interopStart(t, getWork, "shoal-get", interopShoal(t), "get", torrent, "-o", getData,
-			"--listen", "127.0.0.4:0", "--data-dir", filepath.Join(getWork, "state"),
-			"--seed-time", "0", "--json", "-v")
-		get.wait(t, interopTimeout, seed)
-		interopElapsed(t, "shoal downloaded from aria2c found through the tracker", start)
-		get.logPeers(t)
-		if get.event("complete") == nil {
-			t.Fatal("shoal get exited 0 without a complete event")
-		}
-		interopCheckFile(t, filepath.Join(getData, interopFileName), want)
+		interopShoalGet(t, "shoal downloaded from aria2c found through the tracker", torrent, want, interopTimeout,
+			[]string{"--listen", "127.0.0.4:0"}, seed)
 	})
 	seed.alive(t)
 }
@@ -648,17 +649,7 @@ func TestInteropTransmissionToShoal(t *testing.T) {
 	trAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(trPort))
 	interopListening(t, trAddr, seed)
 
-	start := time.Now()
-	getWork, getData := interopDir(t)
-	get := interopStart(t, getWork, "shoal-get", interopShoal(t), "get", torrent, "-o", getData,
-		"--peer", trAddr, "--listen", "127.0.0.3:0", "--data-dir", filepath.Join(getWork, "state"),
-		"--seed-time", "0", "--json", "-v")
-	get.wait(t, interopTimeout, seed)
-	interopElapsed(t, "shoal downloaded from transmission-cli", start)
-	get.logPeers(t)
-	if get.event("complete") == nil {
-		t.Fatal("shoal get exited 0 without a complete event")
-	}
-	interopCheckFile(t, filepath.Join(getData, interopFileName), want)
+	interopShoalGet(t, "shoal downloaded from transmission-cli", torrent, want, interopTimeout,
+		[]string{"--peer", trAddr, "--listen", "127.0.0.3:0"}, seed)
 	seed.alive(t)
 }

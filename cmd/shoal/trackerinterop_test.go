@@ -125,18 +125,8 @@ func TestTrackerInteropAria2ToShoal(t *testing.T) {
 	seed.extraLogs = []string{filepath.Join(seedWork, "aria2.log")}
 	tr.waitSeeder(t, ih, seed)
 
-	start := time.Now()
-	getWork, getData := interopDir(t)
-	get := interopStart(t, getWork, "shoal-get", interopShoal(t), "get", torrent, "-o", getData,
-		"--listen", "127.0.0.3:0", "--data-dir", filepath.Join(getWork, "state"), "--discovery", "none",
-		"--seed-time", "0", "--json", "-v")
-	get.wait(t, interopTimeout, seed, tr.proc)
-	interopElapsed(t, "shoal downloaded from aria2c found through shoal's tracker", start)
-	get.logPeers(t)
-	if get.event("complete") == nil {
-		t.Fatal("shoal get exited 0 without a complete event")
-	}
-	interopCheckFile(t, filepath.Join(getData, interopFileName), want)
+	get := interopShoalGet(t, "shoal downloaded from aria2c found through shoal's tracker", torrent, want, interopTimeout,
+		[]string{"--listen", "127.0.0.3:0", "--discovery", "none"}, seed, tr.proc)
 	if src := peerSources(get); len(src) == 0 || !strings.Contains(strings.Join(src, ","), "tracker") {
 		t.Errorf("shoal's peers came from %v, want the tracker", src)
 	}
