@@ -22,18 +22,16 @@ func dhtCommand() *cli.Command {
 		Description: "Prints its address HOST:PORT on stdout; give it to others with --dht-bootstrap HOST:PORT.\n" +
 			"Without --dht-bootstrap the node joins nobody: it starts a network of its own.\n" +
 			"Its routing table is saved in --data-dir, so a restarted node rejoins the nodes it knew.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultDHTListen, Usage: "UDP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
 			&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "join the DHT through the node at `HOST:PORT` (repeatable, or a comma list)"},
 			&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "where shoal keeps its state (the DHT routing table)", Sources: cli.EnvVars("SHOAL_DATA_DIR")},
 			&cli.BoolFlag{Name: "json", Usage: "print the start and stop of the node as JSON lines on stdout"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything"},
-		},
+		}, logFlags("log everything")...),
 		OnUsageError: onUsageError,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageError{fmt.Errorf("dht takes no arguments, got %q (see shoal dht --help)", cmd.Args().First())}
+			if err := checkServerArgs(cmd); err != nil {
+				return err
 			}
 			cfg, err := dhtConfig(cmd)
 			if err != nil {
@@ -47,9 +45,6 @@ func dhtCommand() *cli.Command {
 // dhtConfig turns the flags into the node's configuration.
 func dhtConfig(cmd *cli.Command) (dht.Config, error) {
 	cfg := dht.Config{Listen: cmd.String("listen"), Bootstrap: []string{}, StateDir: cmd.String("data-dir")}
-	if cmd.Bool("quiet") && cmd.Bool("verbose") {
-		return cfg, usageError{errors.New("--quiet and --verbose cannot both be given")}
-	}
 	if _, _, err := peer.SplitListen(cfg.Listen); err != nil {
 		return cfg, usageError{fmt.Errorf("--listen: %v", err)}
 	}

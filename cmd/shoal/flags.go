@@ -24,7 +24,7 @@ const defaultPort = "6881"
 
 // nodeFlags are the flags seed and get share.
 func nodeFlags() []cli.Flag {
-	return append(discoveryFlags(),
+	flags := append(discoveryFlags(),
 		&cli.StringFlag{Name: "listen", Value: ":" + defaultPort, Usage: "BitTorrent TCP address `HOST:PORT` (empty host: every interface; port 0: any free port; if the default port is busy, a free one)"},
 		&cli.StringSliceFlag{Name: "peer", Usage: "connect to the peer at `HOST:PORT` directly (repeatable), whatever else is on"},
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "where shoal keeps its state (resume records)", Sources: cli.EnvVars("SHOAL_DATA_DIR")},
@@ -32,16 +32,40 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "on-complete", Usage: "POST the complete event as JSON to `URL`"},
 		&cli.StringFlag{Name: "download-rate", Usage: "cap downloads at `RATE` bytes per second (10MiB, 500KiB, 1000000)"},
 		&cli.StringFlag{Name: "upload-rate", Usage: "cap uploads at `RATE` bytes per second"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything, the torrent library's messages included"},
 	)
+	return append(flags, logFlags("log everything, the torrent library's messages included")...)
+}
+
+// logFlags are --quiet and --verbose; verbose says what --verbose shows.
+func logFlags(verbose string) []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: verbose},
+	}
+}
+
+// checkLogFlags refuses --quiet together with --verbose.
+func checkLogFlags(cmd *cli.Command) error {
+	if cmd.Bool("quiet") && cmd.Bool("verbose") {
+		return usageError{errors.New("--quiet and --verbose cannot both be given")}
+	}
+	return nil
+}
+
+// checkServerArgs checks what the bare server commands (dht, flood, tracker) take: no
+// arguments, and not both --quiet and --verbose.
+func checkServerArgs(cmd *cli.Command) error {
+	if cmd.NArg() > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (see shoal %s --help)", cmd.Name, cmd.Args().First(), cmd.Name)}
+	}
+	return checkLogFlags(cmd)
 }
 
 // nodeConfig turns the shared flags into a node configuration.
 func nodeConfig(cmd *cli.Command) (peer.Config, error) {
 	var cfg peer.Config
-	if cmd.Bool("quiet") && cmd.Bool("verbose") {
-		return cfg, usageError{errors.New("--quiet and --verbose cannot both be given")}
+	if err := checkLogFlags(cmd); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.DownloadRate, err = parseRate(cmd, "download-rate"); err != nil {

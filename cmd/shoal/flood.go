@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v3"
@@ -22,21 +21,16 @@ func floodCommand() *cli.Command {
 		Description: "Prints its address HOST:PORT on stdout; give it to others with --flood-peers IP:PORT.\n" +
 			"Without --flood-peers the node joins nobody: it starts an overlay of its own.\n" +
 			"It holds no torrents: it passes queries and hits on, and tells joining nodes of others.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultFloodListen, Usage: "TCP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
 			&cli.StringSliceFlag{Name: "flood-peers", Usage: "join through the overlay node at `IP:PORT` (repeatable, or a comma list)"},
 			&cli.IntFlag{Name: "flood-degree", Value: flood.DefaultDegree, Usage: "keep between `D` and 2D neighbours"},
 			&cli.BoolFlag{Name: "json", Usage: "print the start and stop of the node as JSON lines on stdout"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log everything"},
-		},
+		}, logFlags("log everything")...),
 		OnUsageError: onUsageError,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageError{fmt.Errorf("flood takes no arguments, got %q (see shoal flood --help)", cmd.Args().First())}
-			}
-			if cmd.Bool("quiet") && cmd.Bool("verbose") {
-				return usageError{errors.New("--quiet and --verbose cannot both be given")}
+			if err := checkServerArgs(cmd); err != nil {
+				return err
 			}
 			listen := cmd.String("listen")
 			if _, _, err := peer.SplitListen(listen); err != nil {

@@ -29,21 +29,16 @@ func trackerCommand() *cli.Command {
 		Description: "Prints its announce URL on stdout; put it in torrents with shoal create --announce URL.\n" +
 			"GET / is a status page, /stats the same as JSON; /scrape answers scrapes (BEP 48).\n" +
 			"Peers are listed at the address their announce came from; the ip parameter is ignored.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: defaultTrackerListen, Usage: "HTTP address `HOST:PORT` (empty host: every interface; port 0: any free port)"},
 			&cli.StringFlag{Name: "allow", Usage: "serve only the info-hashes in `FILE` (40 hex digits a line, # comments): a private tracker"},
 			&cli.DurationFlag{Name: "interval", Value: tracker.DefaultInterval, Usage: "clients announce every `DURATION`; a peer silent for two intervals is dropped"},
 			&cli.BoolFlag{Name: "json", Usage: "print the start and stop of the tracker as JSON lines on stdout"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only errors"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every refused request too"},
-		},
+		}, logFlags("log every refused request too")...),
 		OnUsageError: onUsageError,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			if cmd.NArg() > 0 {
-				return usageError{fmt.Errorf("tracker takes no arguments, got %q (see shoal tracker --help)", cmd.Args().First())}
-			}
-			if cmd.Bool("quiet") && cmd.Bool("verbose") {
-				return usageError{errors.New("--quiet and --verbose cannot both be given")}
+			if err := checkServerArgs(cmd); err != nil {
+				return err
 			}
 			cfg, err := trackerConfig(cmd)
 			if err != nil {
