@@ -197,6 +197,9 @@ type AddOptions struct {
 	Name string
 	// Seed says the content is already whole on disk: it is verified, never downloaded.
 	Seed bool
+	// Hashed, with Seed, says the torrent was just made from the content (meta.Create), so
+	// it is not hashed a second time before seeding.
+	Hashed bool
 	// Peers are dialled directly, again and again, whatever else finds peers.
 	Peers []netip.AddrPort
 }
@@ -208,7 +211,7 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 		stateDir = filepath.Join(n.cfg.DataDir, "resume", src.InfoHash.HexString())
 	}
 	store, err := storage.Open(storage.Options{
-		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Logger: n.log,
+		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Hashed: opts.Seed && opts.Hashed, Logger: n.log,
 	})
 	if err != nil {
 		return nil, err

@@ -159,3 +159,37 @@ func waitEvent(t *testing.T, r *running, d time.Duration, match func(peer.Event)
 		}
 	}
 }
+
+// A seed whose torrent was just made from its data (Hashed) is not hashed a second time, and
+// serves the file exactly.
+func TestSeedJustHashed(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "fresh.bin")
+	writeTree(t, filepath.Dir(src), map[string]int{"fresh.bin": 2 << 20})
+	s, err := meta.Create(src, meta.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder := node(t, "127.0.0.2")
+	tt, err := seeder.Add(s, peer.AddOptions{Dir: filepath.Dir(src), Name: filepath.Base(src), Seed: true, Hashed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := start(t, tt, peer.RunOptions{SeedTime: -1})
+	hashed := false
+	waitEvent(t, sr, 10*time.Second, func(e peer.Event) bool {
+		_, v := e.(peer.Verify)
+		hashed = hashed || v
+		_, ok := e.(peer.Complete)
+		return ok
+	})
+
+	out := t.TempDir()
+	r := get(t, node(t, "127.0.0.3"), s, out, 0, seeder.Addr())
+	if err := r.wait(t, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, filepath.Dir(src), out)
+	if hashed {
+		t.Fatal("the seed was hashed again")
+	}
+}

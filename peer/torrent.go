@@ -183,9 +183,12 @@ func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Ev
 	// Hash what is on disk rather than trust it when this node did not write it (files of
 	// the same name), or when a download was cut short: the resume record lags the data by
 	// up to a second, and a killed run leaves verified pieces it never recorded.
-	verify := t.opts.Seed ||
-		(len(final) > 0 && !t.store.Resumed()) ||
+	verify := (len(final) > 0 && !t.store.Resumed()) ||
 		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
+	if t.opts.Seed {
+		// A seed is always hashed, unless its torrent was just made from it.
+		verify = !t.opts.Hashed
+	}
 	size := info.TotalLength()
 	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
 		Pieces: info.NumPieces(), Listen: t.node.ListenAddr(), Magnet: t.magnet(info)})

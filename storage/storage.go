@@ -32,7 +32,11 @@ type Options struct {
 	// Complete says the content is expected in place and whole: no part files are used, so
 	// nothing beside the user's files is ever created.
 	Complete bool
-	Logger   *slog.Logger
+	// Hashed says the content was hashed into this torrent a moment ago (the torrent was just
+	// made from it): every piece is recorded complete without hashing it again. Only with
+	// Complete and no StateDir.
+	Hashed bool
+	Logger *slog.Logger
 }
 
 // Store is one torrent's storage. It implements the torrent library's storage.ClientImpl;
@@ -41,6 +45,7 @@ type Store struct {
 	tstorage.ClientImplCloser
 	opts    Options
 	resumed bool
+	pc      tstorage.PieceCompletion
 }
 
 // Resumed says a resume record for this torrent was there before Open: the files in place
@@ -85,13 +90,20 @@ func Open(opts Options) (*Store, error) {
 			return filepath.Join(append([]string{n}, o.File.BestPath()...)...)
 		},
 	})
-	return &Store{ClientImplCloser: impl, opts: opts, resumed: resumed}, nil
+	return &Store{ClientImplCloser: impl, opts: opts, resumed: resumed, pc: pc}, nil
 }
 
 // OpenTorrent checks the torrent's file names before the library creates any file.
 func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (tstorage.TorrentImpl, error) {
 	if err := CheckInfo(info); err != nil {
 		return tstorage.TorrentImpl{}, err
+	}
+	if s.opts.Hashed && s.opts.Complete && s.opts.StateDir == "" {
+		for i := range info.NumPieces() {
+			if err := s.pc.Set(metainfo.PieceKey{InfoHash: ih, Index: i}, g.Some(true)); err != nil {
+				return tstorage.TorrentImpl{}, err
+			}
+		}
 	}
 	return s.ClientImplCloser.OpenTorrent(ctx, info, ih)
 }

@@ -78,5 +78,6 @@ func seedSource(cmd *cli.Command, arg string) (*meta.Source, peer.AddOptions, er
 	if err != nil {
 		return nil, add, err
 	}
-	return src, peer.AddOptions{Dir: filepath.Dir(abs), Name: filepath.Base(abs)}, nil
+	// Making the torrent hashed every byte: no second pass before seeding.
+	return src, peer.AddOptions{Dir: filepath.Dir(abs), Name: filepath.Base(abs), Hashed: true}, nil
 }
