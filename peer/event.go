@@ -36,6 +36,9 @@ type PeerFound struct {
 	Event  string `json:"event"`
 	Addr   string `json:"addr"`
 	Source string `json:"source"`
+	// At is when the connection was made; the event is emitted up to a progress interval
+	// later.
+	At time.Time `json:"-"`
 }
 
 // Progress is sent about twice a second.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/anacrolix/torrent"
 	"golang.org/x/time/rate"
@@ -136,7 +137,7 @@ func New(cfg Config) (n *Node, err error) {
 // onPeerConn passes a new connection to its torrent's Run loop. The library calls it with its
 // lock held, so it never blocks: past the buffer, connections go unreported.
 func (n *Node) onPeerConn(pc *torrent.PeerConn) {
-	found := PeerFound{Event: "peer", Addr: pc.RemoteAddr.String(), Source: sourceName(pc.Discovery)}
+	found := PeerFound{Event: "peer", Addr: pc.RemoteAddr.String(), Source: sourceName(pc.Discovery), At: time.Now()}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, t := range n.torrents {

@@ -321,5 +321,13 @@ func (t *Torrent) magnet(info *metainfo.Info) string {
 	return meta.Magnet(&src)
 }
 
+// Transferred is the payload read from peers (pieces kept) and sent to them since the torrent
+// was added: for a torrent run once, what its Complete and Stop events report. It is safe to
+// call from any goroutine.
+func (t *Torrent) Transferred() (downloaded, uploaded int64) {
+	s := t.t.Stats()
+	return read(&s), written(&s)
+}
+
 func read(s *torrent.TorrentStats) int64    { return s.BytesReadUsefulData.Int64() }
 func written(s *torrent.TorrentStats) int64 { return s.BytesWrittenData.Int64() }
