@@ -37,12 +37,13 @@ func signal(c chan struct{}) {
 	}
 }
 
-// pipeConn is one end of an in-memory, buffered stream whose bytes arrive latency after
-// they were written. It blocks only on channels and timers, so a testing/synctest bubble
+// pipeConn is one end of an in-memory, buffered stream whose bytes arrive the network's
+// delay after they were written. It blocks only on channels and timers, so a testing/synctest bubble
 // sees its readers and writers as durably blocked.
 type pipeConn struct {
 	in, out       *half
-	latency       time.Duration
+	net           *Network
+	jitter        float64 // this end's writes' share of the network's jitter
 	local, remote net.Addr
 
 	mu       sync.Mutex
@@ -50,11 +51,12 @@ type pipeConn struct {
 	once     sync.Once
 }
 
-// newPipe returns the two ends of a pipe.
-func newPipe(latency time.Duration, a, b net.Addr) (*pipeConn, *pipeConn) {
+// newPipe returns the two ends of a pipe on nw, between a and b; what a writes takes the
+// jitter share ua, what b writes ub.
+func newPipe(nw *Network, ua, ub float64, a, b net.Addr) (*pipeConn, *pipeConn) {
 	ab, ba := newHalf(), newHalf()
-	return &pipeConn{in: ba, out: ab, latency: latency, local: a, remote: b},
-		&pipeConn{in: ab, out: ba, latency: latency, local: b, remote: a}
+	return &pipeConn{in: ba, out: ab, net: nw, jitter: ua, local: a, remote: b},
+		&pipeConn{in: ab, out: ba, net: nw, jitter: ub, local: b, remote: a}
 }
 
 func (c *pipeConn) deadlines() (r, w time.Time) {
@@ -137,7 +139,7 @@ func (c *pipeConn) Write(p []byte) (int, error) {
 			return 0, io.ErrClosedPipe
 		}
 		if h.size < pipeBuffer || h.size == 0 {
-			h.q = append(h.q, chunk{b: append([]byte(nil), p...), at: time.Now().Add(c.latency)})
+			h.q = append(h.q, chunk{b: append([]byte(nil), p...), at: time.Now().Add(c.net.delay(c.jitter))})
 			h.size += len(p)
 			h.mu.Unlock()
 			signal(h.wake)

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,22 +87,42 @@ func (t *tcp) Addr() netip.AddrPort { return t.addr }
 func (t *tcp) Close() error { return t.ln.Close() }
 
 // Network is an in-memory network of transports. Its connections are buffered pipes (up to
-// 1 MiB in flight each way) whose bytes arrive Latency after they were written; they work
-// inside a testing/synctest bubble when the network's users run there, and with a latency,
-// on the bubble's clock, messages arrive in the order a real network would deliver them: by
-// hops travelled. A Network is safe for concurrent use.
+// 1 MiB in flight each way) whose bytes arrive a delay after they were written: the
+// network's latency plus a share of its jitter drawn once per direction of each connection
+// (uniform in [0, jitter)), so each link has a delay of its own and a stream stays in order.
+// They work inside a testing/synctest bubble when the network's users run there, and with a
+// latency, on the bubble's clock, messages arrive in the order a real network would deliver
+// them: by hops travelled. A Network is safe for concurrent use.
 type Network struct {
-	// Latency is each link's one-way delay; set it before the first Listen.
-	Latency time.Duration
+	latency, jitter atomic.Int64 // nanoseconds
 
 	mu        sync.Mutex
+	rng       *rand.Rand // jitter shares; seeded, so a synctest bubble draws the same ones
 	listeners map[netip.AddrPort]*memListener
 	nextPort  map[netip.Addr]uint16
 }
 
+// SetDelay sets the one-way delay of the network's links: latency plus up to jitter. It
+// may be changed at any time (build a large network fast with no delay, then measure with
+// one): a byte written from then on takes the new delay, and each connection keeps the
+// share of the jitter it drew. Negative values count as 0.
+func (n *Network) SetDelay(latency, jitter time.Duration) {
+	n.latency.Store(int64(max(latency, 0)))
+	n.jitter.Store(int64(max(jitter, 0)))
+}
+
+// delay is the current delay of a direction whose jitter share is u.
+func (n *Network) delay(u float64) time.Duration {
+	return time.Duration(n.latency.Load()) + time.Duration(u*float64(n.jitter.Load()))
+}
+
 // NewNetwork returns an empty network.
 func NewNetwork() *Network {
-	return &Network{listeners: make(map[netip.AddrPort]*memListener), nextPort: make(map[netip.Addr]uint16)}
+	return &Network{
+		rng:       rand.New(rand.NewPCG(1, 2)),
+		listeners: make(map[netip.AddrPort]*memListener),
+		nextPort:  make(map[netip.Addr]uint16),
+	}
 }
 
 // Listen attaches a transport at addr; port 0 picks a free one. An address in use is an error.
@@ -148,12 +170,13 @@ func (l *memListener) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, 
 	}
 	l.net.mu.Lock()
 	dst := l.net.listeners[addr]
+	u1, u2 := l.net.rng.Float64(), l.net.rng.Float64()
 	l.net.mu.Unlock()
 	if dst == nil {
 		return nil, &net.OpError{Op: "dial", Net: "mem", Addr: addrOf(addr), Err: ErrRefused}
 	}
 	// The dialer's address is its listen address: one IP per node, as over TCP.
-	mine, theirs := newPipe(l.net.Latency, addrOf(l.addr), addrOf(addr))
+	mine, theirs := newPipe(l.net, u1, u2, addrOf(l.addr), addrOf(addr))
 	a, b := mine, theirs
 	select {
 	case dst.incoming <- theirs:

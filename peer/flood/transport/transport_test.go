@@ -159,12 +159,12 @@ func TestMemory(t *testing.T) {
 	})
 }
 
-// TestMemoryLatency: bytes arrive Latency after they are written, in order; a closed end
-// gives the other EOF once it has read everything.
+// TestMemoryLatency: bytes arrive the latency after they are written, in order; a closed
+// end gives the other EOF once it has read everything.
 func TestMemoryLatency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nw := transport.NewNetwork()
-		nw.Latency = 10 * time.Millisecond
+		nw.SetDelay(10*time.Millisecond, 0)
 		a, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.2:1"))
 		b, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.3:1"))
 		defer a.Close()
@@ -195,5 +195,93 @@ func TestMemoryLatency(t *testing.T) {
 			t.Error("write to a closed peer succeeded")
 		}
 		c2.Close()
+	})
+}
+
+// TestMemoryJitter: each direction of each connection has a delay of its own, between the
+// latency and latency+jitter, the same for every write (so a stream stays in order); a new
+// delay set on the network applies to the next writes.
+func TestMemoryJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const latency, jitter = 10 * time.Millisecond, 20 * time.Millisecond
+		nw := transport.NewNetwork()
+		nw.SetDelay(latency, jitter)
+		a, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.2:1"))
+		b, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.3:1"))
+		defer a.Close()
+		defer b.Close()
+		// oneWay is how long one byte takes from c1 to c2.
+		oneWay := func(c1, c2 net.Conn) time.Duration {
+			start := time.Now()
+			if _, err := c1.Write([]byte{1}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			return time.Since(start)
+		}
+		delays := map[time.Duration]bool{}
+		for range 8 {
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				c, _ := b.Accept()
+				accepted <- c
+			}()
+			c1, err := a.Dial(context.Background(), b.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2 := <-accepted
+			d := oneWay(c1, c2)
+			if d < latency || d >= latency+jitter {
+				t.Errorf("a byte took %v, want %v..%v", d, latency, latency+jitter)
+			}
+			if again := oneWay(c1, c2); again != d {
+				t.Errorf("the same direction took %v, then %v", d, again)
+			}
+			delays[d] = true
+			delays[oneWay(c2, c1)] = true
+
+			// A burst of writes arrives in order, each after the same delay.
+			start := time.Now()
+			for i := range 10 {
+				c1.Write([]byte{byte(i)})
+			}
+			got := make([]byte, 10)
+			if _, err := io.ReadFull(c2, got); err != nil || string(got) != "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09" {
+				t.Errorf("burst read %v, %v", got, err)
+			}
+			if time.Since(start) != d {
+				t.Errorf("a burst took %v, want %v", time.Since(start), d)
+			}
+			c1.Close()
+			c2.Close()
+		}
+		if len(delays) < 8 {
+			t.Errorf("16 directions drew only %d distinct delays", len(delays))
+		}
+
+		// Switched off, then on again, for the next writes.
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := b.Accept()
+			accepted <- c
+		}()
+		c1, err := a.Dial(context.Background(), b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2 := <-accepted
+		defer c1.Close()
+		defer c2.Close()
+		nw.SetDelay(0, 0)
+		if d := oneWay(c1, c2); d != 0 {
+			t.Errorf("with no delay a byte took %v", d)
+		}
+		nw.SetDelay(time.Second, 0)
+		if d := oneWay(c1, c2); d != time.Second {
+			t.Errorf("with a delay of 1s a byte took %v", d)
+		}
 	})
 }
