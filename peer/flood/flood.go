@@ -68,6 +68,20 @@ type Config struct {
 	HandshakeTimeout, IdleTimeout, LookupTimeout time.Duration
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
+
+	// Meter, when set, is shared by the nodes of one experiment: it counts their lookups'
+	// frames network-wide and tells when a flood has died out (see Meter). Nil: not counted.
+	Meter *Meter
+
+	// Knobs for simulations of many nodes in one process; a real node keeps the defaults.
+	// Maintain is how often the node dials for missing neighbours (default 500 ms; its pings
+	// go by IdleTimeout). Memory is how many query IDs it remembers, for dropping duplicates
+	// and for the reverse paths of hits (default 65,536 each; lookups run one at a time need
+	// a handful). Book is how many overlay addresses it keeps to dial and gossip (default
+	// 1,024).
+	Maintain time.Duration
+	Memory   int
+	Book     int
 }
 
 // Defaults.
@@ -78,19 +92,20 @@ const (
 	defaultHandshake = 5 * time.Second
 	defaultIdle      = 30 * time.Second
 	defaultLookup    = time.Second
+	defaultMaintain  = 500 * time.Millisecond // dial more neighbours
+	defaultMemory    = 1 << 16                // query IDs remembered, and reverse paths
+	defaultBook      = 1024                   // overlay addresses known
 )
 
 // Sizes and timing of the routing state.
 const (
-	maintainEvery = 500 * time.Millisecond // dial more neighbours, ping
-	seenCap       = 1 << 16                // query IDs remembered
-	seenTTL       = 2 * time.Minute
-	pathsCap      = 1 << 16 // reverse paths remembered
-	pathsTTL      = time.Minute
-	bookCap       = 1024 // overlay addresses known
-	gossipAddrs   = 8    // addresses per Pong
-	outQueue      = 256  // frames waiting for a link's writer; past it they are dropped
-	eventQueue    = 1024
+	seenTTL     = 2 * time.Minute
+	pathsTTL    = time.Minute
+	gossipAddrs = 8   // addresses per Pong
+	outQueue    = 256 // frames waiting for a link's writer; past it they are dropped
+	// eventQueue is how many frames the links may hand the run loop before their readers
+	// wait for it. Small: a reader waiting is back-pressure, and 100,000 nodes keep one each.
+	eventQueue = 16
 )
 
 // ErrClosed is returned by a Node's methods after Close.
@@ -107,8 +122,10 @@ type Node struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	mu     sync.Mutex // guards closed, and wg.Add against Close
+	mu     sync.Mutex // guards closed and conns, and wg.Add against Close
 	closed bool
+	conns  map[net.Conn]struct{} // open links, closed by Close
+	meter  *Meter
 
 	events chan event
 	cmds   chan func()
@@ -132,20 +149,26 @@ type state struct {
 	held     map[[20]byte]uint16 // infohash -> BitTorrent port
 	lookups  map[[16]byte]*lookup
 	lastPing time.Time
+	ready    bool // counted in the Meter's Ready: at least Degree neighbours
 }
 
 // link is one connection, from accept or dial to close.
 type link struct {
 	c        net.Conn
-	out      chan wire.Message // to the writer; closed by the run loop only
-	dead     chan struct{}     // closed when the reader stops
-	dialAddr netip.AddrPort    // valid when this node dialed
+	dialAddr netip.AddrPort // valid when this node dialed
+
+	// The outbox: frames waiting for the link's writer, a goroutine that runs only while
+	// there are some (an idle link holds no writer).
+	mu      sync.Mutex
+	out     []wire.Message
+	closing bool // nothing more is queued: the writer closes c once out is written
+	writing bool // a writer is running
 
 	// Set by the run loop.
 	hello  wire.Hello
 	listen netip.AddrPort
 	up     bool // registered as a neighbour
-	shut   bool // out closed
+	shut   bool // closing set
 	bucket *route.Bucket
 }
 
@@ -190,6 +213,15 @@ func New(cfg Config) (*Node, error) {
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = defaultLookup
 	}
+	if cfg.Maintain <= 0 {
+		cfg.Maintain = defaultMaintain
+	}
+	if cfg.Memory <= 0 {
+		cfg.Memory = defaultMemory
+	}
+	if cfg.Book <= 0 {
+		cfg.Book = defaultBook
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		var b [8]byte
@@ -199,6 +231,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, tr: cfg.Transport, host: cfg.BTHost,
 		events: make(chan event, eventQueue), cmds: make(chan func()),
+		conns: make(map[net.Conn]struct{}), meter: cfg.Meter,
 	}
 	if !n.host.IsValid() {
 		n.host = n.tr.Addr().Addr()
@@ -207,9 +240,9 @@ func New(cfg Config) (*Node, error) {
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		nbrs:    route.NewNeighbours(cfg.Degree),
 		links:   make(map[[16]byte]*link),
-		book:    route.NewBook(bookCap),
-		seen:    route.NewSeen(seenCap, seenTTL),
-		paths:   route.NewPaths(pathsCap, pathsTTL),
+		book:    route.NewBook(cfg.Book),
+		seen:    route.NewSeen(cfg.Memory, seenTTL),
+		paths:   route.NewPaths(cfg.Memory, pathsTTL),
 		dialing: make(map[netip.AddrPort]bool),
 		held:    make(map[[20]byte]uint16),
 		lookups: make(map[[16]byte]*lookup),
@@ -233,6 +266,18 @@ func (n *Node) Addr() netip.AddrPort { return n.tr.Addr() }
 // Neighbours is how many neighbours the node has now.
 func (n *Node) Neighbours() int { return int(n.neighbours.Load()) }
 
+// NeighbourAddrs lists the overlay addresses of the node's neighbours.
+func (n *Node) NeighbourAddrs(ctx context.Context) ([]netip.AddrPort, error) {
+	var addrs []netip.AddrPort
+	err := n.do(ctx, func() {
+		for _, id := range n.s.nbrs.IDs() {
+			a, _ := n.s.nbrs.Addr(id)
+			addrs = append(addrs, a)
+		}
+	})
+	return addrs, err
+}
+
 // Name is the adapter's name: "flood", for random walks too (Stats says which).
 func (n *Node) Name() string { return "flood" }
 
@@ -245,11 +290,33 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	for c := range n.conns {
+		c.Close()
+	}
 	n.mu.Unlock()
 	n.cancel()
 	err := n.tr.Close()
 	n.wg.Wait()
 	return err
+}
+
+// track registers an open link for Close to close; false (and c closed) once closing.
+func (n *Node) track(c net.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		c.Close()
+		return false
+	}
+	n.conns[c] = struct{}{}
+	return true
+}
+
+func (n *Node) untrack(c net.Conn) {
+	n.mu.Lock()
+	delete(n.conns, c)
+	n.mu.Unlock()
+	c.Close()
 }
 
 // goFn starts f as one of the node's goroutines, unless the node is closed.
@@ -327,17 +394,16 @@ func (n *Node) report(ev event) bool {
 	}
 }
 
-// serve runs one link: it starts the writer with this node's Hello, reads the other side's
-// Hello within the handshake deadline, then reads frames until the link fails or goes idle.
-// Every frame goes to the run loop; a garbled or oversized one closes the link.
+// serve runs one link: it queues this node's Hello, reads the other side's Hello within
+// the handshake deadline, then reads frames until the link fails or goes idle. Every frame
+// goes to the run loop; a garbled or oversized one closes the link.
 func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
-	l := &link{c: c, out: make(chan wire.Message, outQueue), dead: make(chan struct{}), dialAddr: dialAddr}
-	defer close(l.dead)
-	defer c.Close()
-	l.out <- wire.Hello{Version: wire.Version, NodeID: n.id, Listen: n.tr.Addr(), BTPort: 0}
-	if !n.goFn(func() { n.write(l) }) {
+	if !n.track(c) {
 		return
 	}
+	defer n.untrack(c)
+	l := &link{c: c, dialAddr: dialAddr}
+	n.push(l, wire.Hello{Version: wire.Version, NodeID: n.id, Listen: n.tr.Addr(), BTPort: 0})
 	c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	m, _, err := wire.ReadFrame(c, wire.MaxFrame)
 	if err == nil {
@@ -355,6 +421,9 @@ func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
 		}
 		n.stats.received[m.Type()].Add(1)
 		if !n.report(event{l: l, msg: m}) {
+			if metered(m.Type()) {
+				n.meter.landed(1)
+			}
 			return
 		}
 		c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
@@ -362,25 +431,91 @@ func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
 	}
 }
 
-// write sends the link's frames until the run loop closes it, the reader stops or the node
-// closes.
+// push queues m for l's writer, starting one if none runs; false if the outbox is full or
+// closing (m is then dropped). Metered frames go into the Meter's flight.
+func (n *Node) push(l *link, m wire.Message) bool {
+	l.mu.Lock()
+	if l.closing || len(l.out) >= outQueue {
+		l.mu.Unlock()
+		return false
+	}
+	if metered(m.Type()) {
+		n.meter.queued()
+	}
+	l.out = append(l.out, m)
+	start := !l.writing
+	l.writing = true
+	l.mu.Unlock()
+	if start && !n.goFn(func() { n.write(l) }) {
+		n.lose(l) // the node is closing
+	}
+	return true
+}
+
+// closeOut marks l's outbox closing: once what is queued is written, the writer closes the
+// link. It starts a writer to do so if none runs.
+func (n *Node) closeOut(l *link) {
+	l.mu.Lock()
+	l.closing = true
+	start := !l.writing
+	l.writing = true
+	l.mu.Unlock()
+	if start && !n.goFn(func() { n.write(l) }) {
+		n.lose(l)
+	}
+}
+
+// write writes l's queued frames until the outbox is empty (then it ends, or closes the
+// link if it is closing) or a write fails (what is left is lost).
 func (n *Node) write(l *link) {
-	defer l.c.Close()
 	for {
-		select {
-		case m, ok := <-l.out:
-			if !ok {
-				return
+		l.mu.Lock()
+		batch := l.out
+		l.out = nil
+		if len(batch) == 0 {
+			l.writing = false
+			closing := l.closing
+			l.mu.Unlock()
+			if closing {
+				l.c.Close()
 			}
+			return
+		}
+		l.mu.Unlock()
+		for i, m := range batch {
 			l.c.SetWriteDeadline(time.Now().Add(n.cfg.IdleTimeout))
-			if _, err := wire.WriteFrame(l.c, m); err != nil {
+			size, err := wire.WriteFrame(l.c, m)
+			if err != nil {
+				n.meter.landed(countMetered(batch[i:]))
+				l.c.Close() // the reader sees it and reports the link closed
+				n.lose(l)
 				return
 			}
 			n.stats.sent[m.Type()].Add(1)
-		case <-l.dead:
-			return
-		case <-n.ctx.Done():
-			return
+			if metered(m.Type()) {
+				n.meter.written(m.Type(), size)
+			}
 		}
 	}
+}
+
+// lose drops what l's outbox holds, for good: the writer stopped, or none can start.
+func (n *Node) lose(l *link) {
+	l.mu.Lock()
+	out := l.out
+	l.out = nil
+	l.closing = true
+	l.writing = true // no writer starts again
+	l.mu.Unlock()
+	n.meter.landed(countMetered(out))
+	l.c.Close()
+}
+
+func countMetered(ms []wire.Message) (k int64) {
+	for _, m := range ms {
+		if metered(m.Type()) {
+			k++
+		}
+	}
+	return k
 }

@@ -20,12 +20,15 @@ const (
 // run is the node's event loop: the only goroutine that touches n.s.
 func (n *Node) run() {
 	defer n.wg.Done()
-	tick := time.NewTicker(maintainEvery)
+	tick := time.NewTicker(n.cfg.Maintain)
 	defer tick.Stop()
 	n.maintain(time.Now())
 	for {
 		select {
 		case <-n.ctx.Done():
+			if n.s.ready {
+				n.meter.readyChanged(-1)
+			}
 			return
 		case f := <-n.cmds:
 			f()
@@ -75,9 +78,7 @@ func (n *Node) send(l *link, m wire.Message) {
 	if l == nil || l.shut {
 		return
 	}
-	select {
-	case l.out <- m:
-	default:
+	if !n.push(l, m) {
 		n.stats.overflow.Add(1)
 	}
 }
@@ -91,7 +92,7 @@ func (n *Node) shut(l *link, bye string) {
 		n.send(l, wire.Bye{Reason: bye})
 	}
 	l.shut = true
-	close(l.out)
+	n.closeOut(l)
 }
 
 // drop removes a neighbour.
@@ -102,7 +103,21 @@ func (n *Node) drop(l *link) {
 	l.up = false
 	n.s.nbrs.Remove(l.hello.NodeID)
 	delete(n.s.links, l.hello.NodeID)
-	n.neighbours.Store(int64(n.s.nbrs.Len()))
+	n.counted()
+}
+
+// counted publishes the number of neighbours, and whether the node has Degree of them.
+func (n *Node) counted() {
+	k := n.s.nbrs.Len()
+	n.neighbours.Store(int64(k))
+	if ready := k >= n.cfg.Degree; ready != n.s.ready {
+		n.s.ready = ready
+		if ready {
+			n.meter.readyChanged(1)
+		} else {
+			n.meter.readyChanged(-1)
+		}
+	}
 }
 
 // handle is one event from a link or a dial.
@@ -134,6 +149,9 @@ func (n *Node) handle(ev event) {
 		}
 		n.hello(l, h)
 		return
+	}
+	if metered(ev.msg.Type()) {
+		defer n.meter.landed(1) // once handled: its answer and copies are queued
 	}
 	if !l.up {
 		return // a refused link's last frames
@@ -216,7 +234,7 @@ func (n *Node) hello(l *link, h wire.Hello) {
 	l.up = true
 	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
 	s.links[h.NodeID] = l
-	n.neighbours.Store(int64(s.nbrs.Len()))
+	n.counted()
 	n.log.Debug("flood: neighbour", "addr", l.listen, "neighbours", s.nbrs.Len())
 	n.send(l, wire.Ping{Nonce: s.rng.Uint64()}) // ask for addresses at once
 	for _, lk := range s.lookups {
@@ -250,6 +268,7 @@ func (n *Node) query(l *link, q wire.Query, now time.Time) {
 	}
 	if first {
 		n.stats.queriesSeen.Add(1)
+		n.meter.reach()
 		s.paths.Put(q.ID, l.hello.NodeID, now)
 		if port, ok := s.held[q.InfoHash]; ok {
 			n.stats.answered.Add(1)
@@ -284,7 +303,7 @@ func (n *Node) hit(l *link, h wire.Hit, now time.Time) {
 	s := &n.s
 	if lk := s.lookups[h.ID]; lk != nil {
 		if lk.ih == h.InfoHash {
-			n.deliver(lk, h.Peers, now)
+			n.deliver(lk, h, now)
 		}
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/flood/route"
 	"github.com/shoalp2p/shoal/peer/flood/wire"
 )
 
@@ -17,24 +18,31 @@ import (
 // hits to the lookup's goroutine.
 type lookup struct {
 	ih      [20]byte
+	ttl     int
+	walkers int // 0: a flood
 	start   time.Time
-	hits    chan []netip.AddrPort // to the lookup's goroutine; past its buffer hits are dropped
-	gotHit  bool
+	hits    chan []netip.AddrPort // to the lookup's goroutine (nil for a Trace); past its buffer hits are dropped
 	q       wire.Query
 	waiting bool // for a first neighbour to send q to
+
+	// What came back.
+	nhits    int
+	firstHop int           // hops to the holder of the first hit
+	firstHit time.Duration // from the query to the first hit
 }
 
-// deliver hands a hit's peers to the lookup; on the run loop.
-func (n *Node) deliver(lk *lookup, peers []netip.AddrPort, now time.Time) {
-	if !lk.gotHit {
-		lk.gotHit = true
+// deliver hands a hit to the lookup; on the run loop.
+func (n *Node) deliver(lk *lookup, h wire.Hit, now time.Time) {
+	if lk.nhits == 0 {
+		lk.firstHop, lk.firstHit = int(h.Hops), now.Sub(lk.start)
 		n.stats.lookupsHit.Add(1)
-		n.stats.firstHitNanos.Add(int64(now.Sub(lk.start)))
+		n.stats.firstHitNanos.Add(int64(lk.firstHit))
 	}
+	lk.nhits++
 	n.stats.holders.Add(1)
-	n.log.Debug("flood: hit", "infohash", metainfo.Hash(lk.ih), "peers", peers, "after", now.Sub(lk.start))
+	n.log.Debug("flood: hit", "infohash", metainfo.Hash(lk.ih), "peers", h.Peers, "hops", h.Hops, "after", now.Sub(lk.start))
 	select {
-	case lk.hits <- peers:
+	case lk.hits <- h.Peers:
 	default:
 	}
 }
@@ -60,7 +68,7 @@ func (n *Node) Announce(ctx context.Context, a peer.Announcement) error {
 // as hits come back, and is closed after LookupTimeout, when ctx ends or when the node closes.
 // A node with no neighbour yet sends the query to its first one.
 func (n *Node) Lookup(ctx context.Context, ih metainfo.Hash) (<-chan netip.AddrPort, error) {
-	lk := &lookup{ih: ih, hits: make(chan []netip.AddrPort, 64)}
+	lk := &lookup{ih: ih, ttl: n.cfg.TTL, walkers: n.cfg.Walkers, hits: make(chan []netip.AddrPort, 64)}
 	var id [16]byte
 	var self []netip.AddrPort
 	if err := n.do(ctx, func() { id, self = n.originate(lk) }); err != nil {
@@ -121,9 +129,9 @@ func (n *Node) originate(lk *lookup) (id [16]byte, self []netip.AddrPort) {
 	if port, ok := s.held[lk.ih]; ok {
 		self = append(self, netip.AddrPortFrom(n.host, port))
 	}
-	lk.q = wire.Query{ID: id, TTL: uint8(n.cfg.TTL), InfoHash: lk.ih, Walk: n.cfg.Walkers > 0}
+	lk.q = wire.Query{ID: id, TTL: route.ClampTTL(lk.ttl), InfoHash: lk.ih, Walk: lk.walkers > 0}
 	lk.waiting = true
-	n.log.Debug("flood: lookup", "infohash", metainfo.Hash(lk.ih), "neighbours", s.nbrs.Len(), "ttl", n.cfg.TTL, "walkers", n.cfg.Walkers)
+	n.log.Debug("flood: lookup", "infohash", metainfo.Hash(lk.ih), "neighbours", s.nbrs.Len(), "ttl", lk.ttl, "walkers", lk.walkers)
 	if s.nbrs.Len() > 0 {
 		n.launch(lk, s.nbrs.IDs())
 	}
@@ -143,7 +151,7 @@ func (n *Node) launch(lk *lookup, ids [][16]byte) {
 		return
 	}
 	s.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-	for i := range n.cfg.Walkers {
+	for i := range lk.walkers {
 		n.send(s.links[ids[i%len(ids)]], lk.q)
 	}
 }

@@ -40,7 +40,7 @@ type sim struct {
 func newSim(t *testing.T, n int, seed uint64, cfg func(i int, c *flood.Config)) *sim {
 	const joinEvery = 10 * time.Millisecond
 	s := &sim{t: t, net: transport.NewNetwork(), nodes: make([]*flood.Node, n), alive: make([]bool, n)}
-	s.net.Latency = simLatency
+	s.net.SetDelay(simLatency, 0)
 	for i := range n {
 		tr, err := s.net.Listen(simAddr(i))
 		if err != nil {
