@@ -2,22 +2,46 @@ package dht
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
 
-// countingConn is the node's UDP socket. It counts the queries the node sends and the replies
-// it receives, and lets Close wait until the library's read loop has stopped reading.
+// countingConn is the node's socket. It counts the queries the node sends and the replies
+// it receives, passes the get_peers exchanges to the node's Meter, and lets Close wait until
+// the library's read loop has stopped reading.
 type countingConn struct {
 	net.PacketConn
+	local            netip.AddrPort // the socket's address, as the Meter's key for our queries
+	meter            *Meter
 	queries, replies atomic.Int64
 	reading          sync.RWMutex // held for reading by each ReadFrom
 	once             sync.Once
 }
 
+func newCountingConn(pc net.PacketConn, m *Meter) *countingConn {
+	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m}
+}
+
 func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	y, t, q := krpcHead(b)
+	var undo func()
+	switch y {
+	case 'q':
+		if q == "get_peers" {
+			undo = c.meter.querySent(txKey{c.local, t}, len(b))
+		}
+	case 'r', 'e':
+		undo = c.meter.replySent(txKey{addrPortOf(addr), t}, len(b))
+	}
 	n, err := c.PacketConn.WriteTo(b, addr)
-	if err == nil && krpcType(b) == 'q' {
+	if err != nil {
+		if undo != nil {
+			undo()
+		}
+		return n, err
+	}
+	if y == 'q' {
 		c.queries.Add(1)
 	}
 	return n, err
@@ -27,10 +51,17 @@ func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	c.reading.RLock()
 	defer c.reading.RUnlock()
 	n, addr, err := c.PacketConn.ReadFrom(b)
-	if err == nil {
-		if t := krpcType(b[:n]); t == 'r' || t == 'e' {
-			c.replies.Add(1)
+	if err != nil {
+		return n, addr, err
+	}
+	switch y, t, q := krpcHead(b[:n]); y {
+	case 'q':
+		if q == "get_peers" {
+			c.meter.queryRead(txKey{addrPortOf(addr), t})
 		}
+	case 'r', 'e':
+		c.replies.Add(1)
+		c.meter.replyRead(txKey{c.local, t}, n)
 	}
 	return n, addr, err
 }
@@ -49,30 +80,58 @@ func (c *countingConn) shutdown() {
 	defer c.reading.Unlock()
 }
 
-// krpcType is the "y" of a KRPC message (q: query, r: reply, e: error), or 0 when b is not a
-// bencoded dictionary with one.
-func krpcType(b []byte) byte {
+// addrPortOf is a socket address as an unmapped netip.AddrPort (zero if it is not IP:PORT).
+func addrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	if u, ok := a.(*net.UDPAddr); ok {
+		ap = u.AddrPort()
+	} else if a != nil {
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// krpcHead reads the top-level keys of a KRPC message: its type "y" (q: query, r: reply, e:
+// error; 0 when b is not a bencoded dictionary with one), its transaction id "t" and, for a
+// query, its method "q".
+func krpcHead(b []byte) (y byte, t, q string) {
 	if len(b) < 2 || b[0] != 'd' {
-		return 0
+		return 0, "", ""
 	}
 	i := 1
 	for i < len(b) && b[i] != 'e' {
 		key, next, ok := bstring(b, i)
 		if !ok {
-			return 0
+			return 0, "", ""
 		}
-		if key == "y" {
-			v, _, ok := bstring(b, next)
-			if !ok || len(v) != 1 {
-				return 0
+		switch key {
+		case "y", "t", "q":
+			v, after, ok := bstring(b, next)
+			if !ok {
+				return 0, "", ""
 			}
-			return v[0]
-		}
-		if i, ok = skip(b, next, 0); !ok {
-			return 0
+			switch key {
+			case "y":
+				if len(v) != 1 {
+					return 0, "", ""
+				}
+				y = v[0]
+			case "t":
+				t = v
+			case "q":
+				q = v
+			}
+			i = after
+		default:
+			if i, ok = skip(b, next, 0); !ok {
+				return 0, "", ""
+			}
 		}
 	}
-	return 0
+	if i >= len(b) {
+		return 0, "", "" // no closing 'e'
+	}
+	return y, t, q
 }
 
 // bstring reads a bencoded string at b[i:]: its bytes and the index after it.

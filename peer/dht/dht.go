@@ -50,13 +50,33 @@ type Config struct {
 	// Logger receives the node's log, the library's warnings and errors included; nil
 	// discards it.
 	Logger *slog.Logger
+
+	// For simulations and experiments:
+
+	// Conn, when set, is the node's socket (a simnet.Conn of an in-memory network, say): the
+	// node serves on it instead of listening, and Listen must be empty. Its addresses must be
+	// *net.UDPAddr. Closing the node closes it.
+	Conn net.PacketConn
+	// ID is the node's id; zero picks a random one.
+	ID [20]byte
+	// Manual leaves joining to the caller: the node neither bootstraps by itself (call
+	// Bootstrap) nor refreshes its table every 15 minutes, nor saves it every minute (it
+	// still does on Close). It still pings the nodes that query it, so that they can be
+	// handed out.
+	Manual bool
+	// Meter, when set, counts the node's get_peers traffic together with that of every node
+	// given the same Meter; nil gives the node a Meter of its own.
+	Meter *Meter
+	// QueryTimeout is how long a query waits for its reply (the library sends each query
+	// once, so a dead node costs this much); 0 means 400 ms.
+	QueryTimeout time.Duration
 }
 
 // Timing.
 const (
-	// resendDelay is how long a query waits for its reply. The library sends each query once,
-	// so a dead node costs this much; its default is 2 s.
-	resendDelay = 400 * time.Millisecond
+	// defaultTimeout is how long a query waits for its reply (Config.QueryTimeout). The
+	// library sends each query once, so a dead node costs this much; its default is 2 s.
+	defaultTimeout = 400 * time.Millisecond
 	// saveEvery is how often the routing table is written to the StateDir.
 	saveEvery = time.Minute
 	// refreshEvery is how often the node bootstraps again, to keep its table fresh.
@@ -84,6 +104,7 @@ type Node struct {
 	cfg    Config
 	log    *slog.Logger
 	conn   *countingConn
+	meter  *Meter
 	s      *adht.Server
 	store  *peerStore
 	saved  []krpc.NodeInfo // the table loaded from the StateDir
@@ -117,29 +138,36 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	host, port, err := peer.SplitListen(cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("dht: %w", err)
+	if cfg.Meter == nil {
+		cfg.Meter = NewMeter()
+	}
+	if cfg.QueryTimeout == 0 {
+		cfg.QueryTimeout = defaultTimeout
+	}
+	if cfg.QueryTimeout < 0 {
+		return nil, fmt.Errorf("dht: query timeout %v is negative", cfg.QueryTimeout)
 	}
 	for _, b := range cfg.Bootstrap {
 		if err := CheckBootstrap(b); err != nil {
 			return nil, fmt.Errorf("dht bootstrap node %w", err)
 		}
 	}
-	network := "udp4"
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		network = "udp6"
-	}
-	pc, err := net.ListenPacket(network, net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("dht: listen on %s: %w", cfg.Listen, err)
+	pc := cfg.Conn
+	if pc == nil {
+		var err error
+		if pc, err = listen(cfg.Listen); err != nil {
+			return nil, err
+		}
+	} else if cfg.Listen != "" {
+		return nil, errors.New("dht: both a listen address and a socket given")
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, conn: &countingConn{PacketConn: pc},
+		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter), meter: cfg.Meter,
 		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
 		contacts: make(chan net.Addr, 256), self: make(map[netip.AddrPort]struct{}),
 	}
 	if cfg.StateDir != "" {
+		var err error
 		n.saved, err = readNodes(filepath.Join(cfg.StateDir, nodesFile))
 		if err != nil {
 			n.log.Warn("DHT: ignoring the saved routing table", "err", err)
@@ -147,10 +175,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	sc := adht.NewDefaultServerConfig()
 	sc.Conn = n.conn
+	sc.NodeId = cfg.ID
 	sc.NoSecurity = true // node ids are not tied to IPs: loopback swarms, NATs
 	sc.PeerStore = n.store
 	sc.SendLimiter = rate.NewLimiter(rate.Inf, 0) // never the process-wide adht.DefaultSendLimiter
-	sc.QueryResendDelay = func() time.Duration { return resendDelay }
+	sc.QueryResendDelay = func() time.Duration { return cfg.QueryTimeout }
 	sc.StartingNodes = n.startingNodes
 	sc.Logger = libLogger(n.log)
 	sc.OnQuery = n.onQuery
@@ -161,17 +190,37 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.s = s
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.wg.Add(2)
-	go n.maintain()
+	n.wg.Add(1)
 	go n.verify()
+	if !cfg.Manual {
+		n.wg.Add(1)
+		go n.maintain()
+	}
 	return n, nil
+}
+
+// listen opens the node's UDP socket.
+func listen(addr string) (net.PacketConn, error) {
+	host, port, err := peer.SplitListen(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	network := "udp4"
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		network = "udp6"
+	}
+	pc, err := net.ListenPacket(network, net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("dht: listen on %s: %w", addr, err)
+	}
+	return pc, nil
 }
 
 // Addr is the node's UDP address, to give to others as a bootstrap node: the listen IP
 // (127.0.0.1 when listening on every interface) and the port actually bound.
 func (n *Node) Addr() netip.AddrPort {
-	ap := n.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	ip := ap.Addr().Unmap()
+	ap := n.conn.local
+	ip := ap.Addr()
 	if ip.IsUnspecified() {
 		if ip.Is6() {
 			ip = netip.IPv6Loopback()
@@ -184,6 +233,10 @@ func (n *Node) Addr() netip.AddrPort {
 
 // NumNodes is the number of nodes in the routing table.
 func (n *Node) NumNodes() int { return n.s.NumNodes() }
+
+// Meter is the Meter that counts the node's get_peers traffic (Config.Meter, or the node's
+// own).
+func (n *Node) Meter() *Meter { return n.meter }
 
 // Bootstrap joins the network: a find_node traversal towards the node's own id, which fills
 // the routing table. It starts from the table, or, when that is empty, from the bootstrap

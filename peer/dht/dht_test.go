@@ -173,6 +173,16 @@ func TestSwarmLookup(t *testing.T) {
 		contacted[0], contacted[len(contacted)/2], contacted[len(contacted)-1],
 		took[0].Round(time.Microsecond), took[len(took)/2].Round(time.Microsecond), took[len(took)-1].Round(time.Microsecond))
 	t.Logf("whole-life stats of node 1: %+v", nodes[1].Stats())
+
+	// A traced lookup over UDP finds the same, and says how.
+	tr, err := nodes[2].Trace(context.Background(), ih)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tr.Peers, want) || tr.Hops < 1 || tr.Queries == 0 || tr.Replies == 0 || tr.Bytes == 0 || tr.FirstPeer <= 0 {
+		t.Errorf("trace %+v", tr)
+	}
+	t.Logf("trace from node 2: %+v", tr)
 }
 
 func delta(a, b peer.SearchStats) peer.SearchStats {

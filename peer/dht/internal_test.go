@@ -8,23 +8,25 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 )
 
-func TestKRPCType(t *testing.T) {
+func TestKRPCHead(t *testing.T) {
 	for _, m := range []krpc.Msg{
 		{T: "aa", Y: "q", Q: "get_peers", A: &krpc.MsgArgs{Want: []krpc.Want{"n4"}}},
 		{T: "ab", Y: "r", R: &krpc.Return{Nodes: krpc.CompactIPv4NodeInfo{{Addr: krpc.NodeAddr{IP: []byte{1, 2, 3, 4}, Port: 5}}}}},
-		{T: "ac", Y: "e", E: &krpc.Error{Code: 201, Msg: "x"}},
+		{T: "\x00\xff", Y: "e", E: &krpc.Error{Code: 201, Msg: "x"}},
 	} {
 		b := bencode.MustMarshal(m)
-		if got := krpcType(b); got != m.Y[0] {
-			t.Errorf("%q: type %q, want %q", b, got, m.Y)
+		if y, tid, q := krpcHead(b); y != m.Y[0] || tid != m.T || q != m.Q {
+			t.Errorf("%q: y %q, t %q, q %q; want %q, %q, %q", b, y, tid, q, m.Y, m.T, m.Q)
 		}
 		for i := range b {
-			krpcType(b[:i]) // truncated: no panic
+			if y, _, _ := krpcHead(b[:i]); y != 0 { // truncated: no type, no panic
+				t.Errorf("%q: type %q", b[:i], y)
+			}
 		}
 	}
-	for _, b := range []string{"", "d", "de", "le", "d1:y", "d1:yi1ee", "d1:a99999999999:x1:y1:qe", "d1:xlllllllllllllllllllllllllllllllllllllllllllllllllleeeee1:y1:qe"} {
-		if got := krpcType([]byte(b)); got != 0 {
-			t.Errorf("%q: type %q, want none", b, got)
+	for _, b := range []string{"", "d", "de", "le", "d1:y", "d1:yi1ee", "d1:y2:qqe", "d1:a99999999999:x1:y1:qe", "d1:xlllllllllllllllllllllllllllllllllllllllllllllllllleeeee1:y1:qe"} {
+		if y, _, _ := krpcHead([]byte(b)); y != 0 {
+			t.Errorf("%q: type %q, want none", b, y)
 		}
 	}
 }
