@@ -34,23 +34,35 @@ func TestModes(t *testing.T) {
 	}
 	for _, mode := range swarm.Modes {
 		t.Run(mode, func(t *testing.T) {
-			s := swarm.New(t, 10, swarm.WithMode(mode), swarm.WithTimeout(90*time.Second))
-			if len(s.Nodes()) != 10 {
-				t.Fatalf("%d nodes, want 10", len(s.Nodes()))
+			s := swarm.New(t, 10, swarm.WithMode(mode))
+			if len(s.Nodes()) != 10 || s.Mode() != mode {
+				t.Fatalf("%d nodes in mode %q, want 10 in %q", len(s.Nodes()), s.Mode(), mode)
 			}
-			began := time.Now()
-			tor := s.Seed(src)
-			downloads := s.Fetch(tor)
-			if len(downloads) != 9 {
-				t.Fatalf("%d downloads, want 9", len(downloads))
+			for i, n := range s.Nodes() {
+				if got := n.Addr().Addr(); got != swarm.Addr(i) {
+					t.Fatalf("node %d is on %v, want %v", i, got, swarm.Addr(i))
+				}
 			}
-			secs := make([]float64, len(downloads))
-			for i, d := range downloads {
-				secs[i] = d.Seconds
+			tor, err := s.Seed(t.Context(), src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := s.Fetch(t.Context(), tor, swarm.FetchOptions{Timeout: 90 * time.Second}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK || rep.Verified != 9 || rep.Leechers != 9 || rep.Seeders != 1 {
+				t.Fatalf("%+v", rep)
+			}
+			var secs []float64
+			for _, n := range rep.PerNode {
+				if n.Role == "leecher" {
+					secs = append(secs, n.Seconds)
+				}
 			}
 			slices.Sort(secs)
-			t.Logf("%s: 9 downloads of %d bytes in %v; per node min/median/max %.2f/%.2f/%.2f s",
-				mode, len(data), time.Since(began).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
+			t.Logf("%s: 9 downloads of %d bytes in %.2f s; per node min/median/max %.2f/%.2f/%.2f s; first peer p50 %.2f s",
+				mode, len(data), rep.Seconds, secs[0], secs[len(secs)/2], secs[len(secs)-1], rep.FirstPeer.P50)
 		})
 	}
 }
