@@ -37,7 +37,8 @@ type Report struct {
 	Verified  int `json:"verified"`
 	Killed    int `json:"killed"`
 	Failed    int `json:"failed"`
-	// Seconds is from the start of the downloads to the last completion.
+	// Seconds is from the start of the downloads to the last completion (to the end, when
+	// none completed).
 	Seconds float64 `json:"seconds"`
 	// FirstPeer is each leecher's time from its start to its first connection to a peer
 	// (killed ones included); Complete each completed leecher's download time.
@@ -196,8 +197,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		verdict = "FAILED: " + r.Reason
 	}
 	fmt.Fprintf(&b, "result      %s\n", verdict)
-	fmt.Fprintf(&b, "            %d completed, %d killed, %d failed; the last done %.2f s after the start\n",
-		r.Completed, r.Killed, r.Failed, r.Seconds)
+	when := fmt.Sprintf("the last done %.2f s after the start", r.Seconds)
+	if r.Completed == 0 {
+		when = fmt.Sprintf("stopped %.2f s after the start", r.Seconds)
+	}
+	fmt.Fprintf(&b, "            %d completed, %d killed, %d failed; %s\n", r.Completed, r.Killed, r.Failed, when)
 	spreadLine := func(label string, s Spread, of string) {
 		if s.N == 0 {
 			fmt.Fprintf(&b, "%-11s none\n", label)

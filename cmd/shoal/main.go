@@ -40,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		Commands: []*cli.Command{
 			createCommand(), infoCommand(), seedCommand(), getCommand(),
 			dhtCommand(), floodCommand(),
-			compareCommand(),
+			compareCommand(), swarmCommand(),
 			trackerCommand(),
 		},
 		OnUsageError:   onUsageError,
