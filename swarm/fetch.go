@@ -21,8 +21,13 @@ import (
 // progressEvery is how often a running torrent reports its progress.
 const progressEvery = 250 * time.Millisecond
 
-// Churn kills each chosen leecher once it holds between killFrom and killTo of the content.
-const killFrom, killTo = 0.10, 0.60
+// Churn kills each chosen leecher once it has received between killFrom and killTo of the
+// content, looking every churnEvery: progress events come four times a second, and a fast
+// download goes far past its point in between.
+const (
+	killFrom, killTo = 0.10, 0.60
+	churnEvery       = 10 * time.Millisecond
+)
 
 // errClosed is returned by what is asked of a closed swarm.
 var errClosed = errors.New("swarm: closed")
@@ -217,8 +222,9 @@ type FetchOptions struct {
 	// Nodes fetch the torrent; none means every running node that does not have it yet.
 	Nodes []int
 	// Churn is the share of them, 0 <= Churn < 1, killed midway (as Kill does): each chosen at
-	// random and killed once it holds a random 10 to 60% of the content. One that completes
-	// first is replaced by another still downloading, if there is one. Killed nodes are
+	// random and killed once it has received a random 10 to 60% of the content (a little more
+	// on a fast link: it is looked at every 10 ms). One that completes first is replaced by
+	// another still downloading, if there is one. Killed nodes are
 	// reported, not counted as failures; at least one node is left alive.
 	Churn float64
 	// Timeout bounds the wait for every node left alive to complete; 0 waits until ctx ends.
@@ -376,8 +382,21 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 			s.log.Warn("churn", "err", err)
 		}
 		l.killed = true
+		down, _ := s.transferred(l.j)
+		l.completed = max(l.completed, down)
 		emit(Killed{Event: "killed", Node: l.j.node, Addr: addrs[l.j.node], Seconds: time.Since(l.j.began).Seconds(), Completed: l.completed, Size: size})
 	}
+	// due are the nodes still to be killed.
+	due := func() (out []*leech) {
+		for _, l := range order {
+			if l.killAt >= 0 && l.running() {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	churn := time.NewTicker(churnEvery)
+	defer churn.Stop()
 	// replace picks another victim for one that completed before its time came.
 	replace := func() {
 		var cands []*leech
@@ -404,8 +423,20 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 	var last time.Time // the last completion
 	var stopped error  // why the wait ended early
 	for running > 0 && stopped == nil {
+		var poll <-chan time.Time
+		if launch.Kills > 0 && len(due()) > 0 {
+			poll = churn.C
+		}
 		var n note
 		select {
+		case <-poll:
+			for _, l := range due() {
+				if down, _ := l.j.t.Transferred(); down >= l.killAt {
+					kill(l)
+					running--
+				}
+			}
+			continue
 		case n = <-w.notes:
 		case <-timeout:
 			stopped = fmt.Errorf("not complete after %v", opts.Timeout)
@@ -440,10 +471,6 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 			l.completed = e.Completed
 			emit(Progress{Event: "progress", Node: l.j.node, Addr: addrs[l.j.node], Seconds: time.Since(began).Seconds(),
 				Completed: e.Completed, Size: e.Size, Peers: e.Peers, DownRate: e.DownRate, UpRate: e.UpRate, Uploaded: e.Uploaded})
-			if l.killAt >= 0 && l.running() && e.Completed >= l.killAt {
-				kill(l)
-				running--
-			}
 		case peer.Complete:
 			if l.done {
 				continue
