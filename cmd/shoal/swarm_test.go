@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalp2p/shoal/swarm"
 )
 
 // swarmRun runs the shoal binary with args and returns its exit status, its JSON lines (when
@@ -183,5 +185,79 @@ func TestSwarmBadFlags(t *testing.T) {
 			t.Errorf("shoal swarm %s: stdout %q", strings.Join(c.args, " "), stdout)
 		}
 		badinputOneLine(t, stderr, c.want)
+	}
+}
+
+// The live view, fed by hand: a line per node on a terminal (redrawn in place, cut to the
+// width), a grid past 20 nodes, plain lines otherwise.
+func TestSwarmView(t *testing.T) {
+	launch := func(n int) swarm.Launch {
+		l := swarm.Launch{Event: "start", Mode: "dht", Name: "payload.bin", Size: 1000, Pieces: 4, PieceLength: 256, Seeders: []int{0}, Kills: 1}
+		for i := range n {
+			l.Addrs = append(l.Addrs, swarm.Addr(i).String())
+			if i > 0 {
+				l.Leechers = append(l.Leechers, i)
+			}
+		}
+		return l
+	}
+	feed := func(v *swarmView, n int) {
+		v.emit(launch(n))
+		v.emit(swarm.Progress{Event: "progress", Node: 1, Completed: 500, Size: 1000, Peers: 2})
+		v.emit(swarm.Complete{Event: "complete", Node: 2, Addr: "127.0.0.4", Seconds: 1.5, FirstPeer: 0.25})
+		v.emit(swarm.Killed{Event: "killed", Node: 3, Addr: "127.0.0.5", Completed: 300, Size: 1000})
+		v.emit(swarm.Failed{Event: "failed", Node: 4, Addr: "127.0.0.6", Reason: "disk full"})
+		_, _ = v.Write([]byte("level=ERROR msg=oops\n"))
+		v.finish()
+	}
+
+	var b bytes.Buffer
+	feed(newSwarmView(&b, true, 64), 6)
+	out := b.String()
+	for _, want := range []string{
+		"payload.bin: 1000 B in 4 pieces of 256 B; 1 seeder, 5 leechers; 1 to be killed midway\n",
+		"\x1b[7A", // back over the swarm line and 6 node lines
+		"   1 127.0.0.3       [########--------]  50%",
+		"   2 127.0.0.4       complete in 1.50 s (first peer 0.25 s)",
+		"   3 127.0.0.5       killed holding 30%",
+		"   4 127.0.0.6       failed: disk full",
+		"   5 127.0.0.7       looking for peers",
+		"level=ERROR msg=oops\n",
+		"swarm [#######-------------]  38% of 3.9 KiB  1/4 complete, 1 ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("terminal view lacks %q:\n%q", want, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimPrefix(l, "\r\x1b[K"); len([]rune(l)) >= 64 && !strings.Contains(l, "\x1b[") && !strings.HasPrefix(l, "payload.bin") {
+			t.Errorf("line wider than the terminal: %q", l)
+		}
+	}
+
+	b.Reset()
+	feed(newSwarmView(&b, true, 100), 30)
+	out = b.String()
+	for _, want := range []string{"S5#x!..... .......... .........", "seeding 1  waiting 25  fetching 1  complete 1  killed 1  failed 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("grid view lacks %q:\n%s", want, out)
+		}
+	}
+
+	b.Reset()
+	feed(newSwarmView(&b, false, 0), 6)
+	out = b.String()
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("escape sequences off a terminal:\n%q", out)
+	}
+	for _, want := range []string{
+		"node 2 (127.0.0.4) complete in 1.50 s, first peer after 0.25 s\n",
+		"node 3 (127.0.0.5) killed holding 30%\n",
+		"node 4 (127.0.0.6) failed: disk full\n",
+		"swarm [#######-------------]  38% of 3.9 KiB  1/4 complete, 1 killed, 1 failed  0.0 s\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plain view lacks %q:\n%s", want, out)
+		}
 	}
 }

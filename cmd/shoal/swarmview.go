@@ -31,7 +31,8 @@ type swarmView struct {
 	nodes   map[int]*nodeState
 	order   []int // seeders, then leechers
 	began   time.Time
-	drawn   int // lines on screen from the last redraw
+	ended   time.Time // when the last leecher left alive completed or failed
+	drawn   int       // lines on screen from the last redraw
 	lastOut time.Time
 }
 
@@ -117,6 +118,9 @@ func (v *swarmView) emit(e swarm.Event) {
 		}
 		n.state, n.reason = "failed", e.Reason
 		v.plain(fmt.Sprintf("node %d (%s) failed: %s", e.Node, e.Addr, e.Reason))
+	}
+	if v.ended.IsZero() && v.resolved() {
+		v.ended = time.Now()
 	}
 	v.draw(false)
 }
@@ -210,15 +214,29 @@ func (v *swarmView) total() string {
 		want += v.launch.Size
 	}
 	alive := len(v.launch.Leechers) - counts["killed"]
-	s := fmt.Sprintf("swarm %s %3.0f%%  %s / %s  %d/%d complete", bar(have, want, 24), percent(have, want),
-		humanBytes(have), humanBytes(want), counts["complete"], alive)
+	s := fmt.Sprintf("swarm %s %3.0f%% of %s  %d/%d complete", bar(have, want, 20), percent(have, want),
+		humanBytes(want), counts["complete"], alive)
 	if counts["killed"] > 0 {
 		s += fmt.Sprintf(", %d killed", counts["killed"])
 	}
 	if counts["failed"] > 0 {
 		s += fmt.Sprintf(", %d failed", counts["failed"])
 	}
-	return s + fmt.Sprintf("  %.1f s", time.Since(v.began).Seconds())
+	end := v.ended
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return s + fmt.Sprintf("  %.1f s", end.Sub(v.began).Seconds())
+}
+
+// resolved says every leecher has completed, been killed or failed.
+func (v *swarmView) resolved() bool {
+	for _, i := range v.launch.Leechers {
+		if s := v.nodes[i].state; s != "complete" && s != "killed" && s != "failed" {
+			return false
+		}
+	}
+	return true
 }
 
 // nodeLine is one node's line.
