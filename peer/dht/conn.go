@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // countingConn is the node's socket. It counts the queries the node sends and the replies
@@ -17,10 +18,13 @@ type countingConn struct {
 	queries, replies atomic.Int64
 	reading          sync.RWMutex // held for reading by each ReadFrom
 	once             sync.Once
+
+	mu    sync.Mutex
+	heard map[netip.AddrPort]time.Time // when each node last replied to us
 }
 
 func newCountingConn(pc net.PacketConn, m *Meter) *countingConn {
-	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m}
+	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m, heard: make(map[netip.AddrPort]time.Time)}
 }
 
 func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -62,8 +66,36 @@ func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	case 'r', 'e':
 		c.replies.Add(1)
 		c.meter.replyRead(txKey{c.local, t}, n)
+		c.replied(addrPortOf(addr))
 	}
 	return n, addr, err
+}
+
+// goodFor is how long a node that replied to us counts as good (BEP 5).
+const goodFor = 15 * time.Minute
+
+// replied records that ap replied to a query of ours.
+func (c *countingConn) replied(ap netip.AddrPort) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.heard) >= maxOpen {
+		for k, at := range c.heard {
+			if now.Sub(at) > goodFor {
+				delete(c.heard, k)
+			}
+		}
+	}
+	c.heard[ap] = now
+}
+
+// good says ap replied to a query of ours in the last 15 minutes: a good node, in BEP 5's
+// words, one to hand out to others.
+func (c *countingConn) good(ap netip.AddrPort, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.heard[ap]
+	return ok && now.Sub(at) < goodFor
 }
 
 func (c *countingConn) Close() error {

@@ -1,15 +1,20 @@
 // Package dht is shoal's structured discovery: a peer.Discovery adapter over the BitTorrent
-// mainline DHT (BEP 5), run by github.com/anacrolix/dht/v2 on a UDP socket of its own.
+// mainline DHT (BEP 5), run by github.com/anacrolix/dht/v2 on a UDP socket of its own (or on
+// any net.PacketConn: an in-memory network for simulations).
 //
-// A Node is one DHT node. It joins through its bootstrap nodes (or the routing table it saved
-// in its StateDir on a previous run), announces a torrent with an explicit BitTorrent TCP port
-// (announce_peer with port, never implied_port: the DHT's UDP port is not the client's TCP
-// port), and looks up peers with a get_peers traversal. It is also what `shoal dht` runs on
-// its own: a bare node, a bootstrap point for a private swarm.
+// A Node is one DHT node. It joins as Kademlia does, through its bootstrap nodes (or the
+// routing table it saved in its StateDir on a previous run): a lookup of its own id, then of
+// an id in each bucket farther than its closest neighbour. It announces a torrent with an
+// explicit BitTorrent TCP port (announce_peer with port, never implied_port: the DHT's UDP
+// port is not the client's TCP port), and looks up peers with a get_peers traversal; Trace
+// is a lookup that also says what it cost and how many hops it took. It is also what
+// `shoal dht` runs on its own: a bare node, a bootstrap point for a private swarm.
 //
 // Unlike the library's defaults, each Node has its own send limiter (the library's default
 // is one limiter shared by every server in the process) and its own peer store keyed by
-// ip:port (the library's in-memory store keys by IP alone and never returns a peer).
+// ip:port (the library's in-memory store keys by IP alone and never returns a peer), and it
+// answers find_node, get_peers and announce_peer itself (see answer.go: the library hands
+// out the wrong nodes). A Meter counts get_peers traffic, a node's or a whole network's.
 // Only this package imports the library.
 package dht
 
@@ -18,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -30,6 +37,7 @@ import (
 	adht "github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/dht/v2/traversal"
+	"github.com/anacrolix/dht/v2/types"
 	"golang.org/x/time/rate"
 
 	"github.com/shoalp2p/shoal/peer"
@@ -81,10 +89,6 @@ const (
 	saveEvery = time.Minute
 	// refreshEvery is how often the node bootstraps again, to keep its table fresh.
 	refreshEvery = 15 * time.Minute
-	// reverifyAfter is how long a node that queried us is not pinged again.
-	reverifyAfter = 15 * time.Minute
-	// maxPings is how many pings of new contacts may be in flight.
-	maxPings = 16
 	// retryFirst and retryMax bound the wait between bootstraps while no node answers.
 	retryFirst = 5 * time.Second
 	retryMax   = time.Minute
@@ -105,12 +109,15 @@ type Node struct {
 	log    *slog.Logger
 	conn   *countingConn
 	meter  *Meter
+	want   []krpc.Want // the node lists our queries ask for: our socket's family only
 	s      *adht.Server
 	store  *peerStore
 	saved  []krpc.NodeInfo // the table loaded from the StateDir
 	public bool            // bootstrapping from the public routers
 
-	contacts chan net.Addr // nodes that queried us, to ping (see verify)
+	contacts chan net.Addr // nodes that queried us, to ping (see serve)
+	queries  chan *query   // find_node, get_peers and announce_peer queries, to answer (see serve)
+	tokens   tokens        // for announce_peer
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -162,9 +169,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("dht: both a listen address and a socket given")
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter), meter: cfg.Meter,
+		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter), meter: cfg.Meter, want: wantFor(pc),
 		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
-		contacts: make(chan net.Addr, 256), self: make(map[netip.AddrPort]struct{}),
+		contacts: make(chan net.Addr, 256), queries: make(chan *query, queueLen),
+		self: make(map[netip.AddrPort]struct{}), tokens: newTokens(),
 	}
 	if cfg.StateDir != "" {
 		var err error
@@ -176,13 +184,13 @@ func New(cfg Config) (*Node, error) {
 	sc := adht.NewDefaultServerConfig()
 	sc.Conn = n.conn
 	sc.NodeId = cfg.ID
-	sc.NoSecurity = true // node ids are not tied to IPs: loopback swarms, NATs
-	sc.PeerStore = n.store
+	sc.DefaultWant = n.want
+	sc.NoSecurity = true                          // node ids are not tied to IPs: loopback swarms, NATs
 	sc.SendLimiter = rate.NewLimiter(rate.Inf, 0) // never the process-wide adht.DefaultSendLimiter
 	sc.QueryResendDelay = func() time.Duration { return cfg.QueryTimeout }
 	sc.StartingNodes = n.startingNodes
 	sc.Logger = libLogger(n.log)
-	sc.OnQuery = n.onQuery
+	sc.OnQuery = n.onQuery // find_node, get_peers and announce_peer are answered by serve
 	s, err := adht.NewServer(sc)
 	if err != nil {
 		pc.Close()
@@ -191,12 +199,23 @@ func New(cfg Config) (*Node, error) {
 	n.s = s
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1)
-	go n.verify()
+	go n.serve()
 	if !cfg.Manual {
 		n.wg.Add(1)
 		go n.maintain()
 	}
 	return n, nil
+}
+
+// wantFor is what a node on pc asks for in its queries (BEP 32): nodes of its own address
+// family. (Asked for both, a node of the library answers an IPv4 querier with every node twice:
+// in "nodes", and again in "nodes6" as IPv4-mapped IPv6 addresses, which a traversal then
+// takes for other nodes, querying and announcing to each node twice.)
+func wantFor(pc net.PacketConn) []krpc.Want {
+	if addrPortOf(pc.LocalAddr()).Addr().Is6() {
+		return []krpc.Want{krpc.WantNodes6}
+	}
+	return []krpc.Want{krpc.WantNodes}
 }
 
 // listen opens the node's UDP socket.
@@ -238,11 +257,14 @@ func (n *Node) NumNodes() int { return n.s.NumNodes() }
 // own).
 func (n *Node) Meter() *Meter { return n.meter }
 
-// Bootstrap joins the network: a find_node traversal towards the node's own id, which fills
-// the routing table. It starts from the table, or, when that is empty, from the bootstrap
-// nodes and the saved table. It returns an error when nothing answered (a node with no
-// bootstrap nodes and an empty table has nothing to do, and returns nil). Concurrent calls
-// run one after the other.
+// Bootstrap joins the network as Kademlia does: a find_node traversal towards the node's own
+// id, which fills the routing table with its neighbours and puts the node in theirs; then a
+// find_node traversal towards a random id in each bucket farther than the closest neighbour
+// that is not full yet (all at once), which fills the rest of the table and puts the node in
+// the tables of other parts of the network. It starts from the table, or, when that is
+// empty, from the bootstrap nodes and the saved table. It returns an error when nothing
+// answered (a node with no bootstrap nodes and an empty table has nothing to do, and returns
+// nil). Concurrent calls run one after the other.
 func (n *Node) Bootstrap(ctx context.Context) error {
 	ctx, done, err := n.start(ctx)
 	if err != nil {
@@ -263,36 +285,120 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 		n.unreachable(err)
 		return fmt.Errorf("dht bootstrap: %w", err)
 	}
-	id := n.s.ID()
+	own := n.s.ID()
+	tried, answered := n.findNode(ctx, own, 16, starts, nil)
+	if err := n.ctxErr(ctx); err != nil {
+		return err
+	}
+	if answered == 0 {
+		n.unreachable(errNoNodes)
+		return fmt.Errorf("dht bootstrap: %w (tried %d)", errNoNodes, tried)
+	}
+	n.refresh(ctx)
+	if err := n.ctxErr(ctx); err != nil {
+		return err
+	}
+	if n.warned.Load() {
+		n.log.Debug("DHT: joined", "nodes", n.s.NumNodes())
+	}
+	return nil
+}
+
+// findNode runs a find_node traversal towards target from starts until no query is left to
+// send, ctx ends or enough (when not nil), told of each node that answers, says so; it says
+// how many nodes it queried and how many answered. Every node that answers enters the
+// routing table if its bucket has room.
+func (n *Node) findNode(ctx context.Context, target krpc.ID, k int, starts []types.AddrMaybeId, enough func(krpc.ID) bool) (tried, answered int) {
+	stop := make(chan struct{})
+	var once sync.Once
 	op := traversal.Start(traversal.OperationInput{
-		Target: id,
-		K:      16,
+		Target: target,
+		Alpha:  alpha,
+		K:      k,
 		DoQuery: func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
-			return n.s.Query(ctx, adht.NewAddr(addr.UDP()), "find_node", adht.QueryInput{
-				MsgArgs: krpc.MsgArgs{Target: id, Want: []krpc.Want{krpc.WantNodes, krpc.WantNodes6}},
+			tr := n.s.Query(ctx, adht.NewAddr(addr.UDP()), "find_node", adht.QueryInput{
+				MsgArgs: krpc.MsgArgs{Target: target, Want: n.want},
 			}).TraversalQueryResult(addr)
+			tr.Nodes, tr.Nodes6 = uniqueNodes(tr.Nodes, tr.Nodes6), nil
+			if tr.ResponseFrom != nil && enough != nil && enough(tr.ResponseFrom.ID) {
+				once.Do(func() { close(stop) })
+			}
+			return tr
 		},
 		NodeFilter: n.s.TraversalNodeFilter,
 	})
 	op.AddNodes(starts)
 	select {
 	case <-op.Stalled():
+	case <-stop:
 	case <-ctx.Done():
 	}
 	op.Stop()
 	<-op.Stopped()
-	if err := n.ctxErr(ctx); err != nil {
-		return err
-	}
 	st := op.Stats()
-	if atomic.LoadUint32(&st.NumResponses) == 0 {
-		n.unreachable(errNoNodes)
-		return fmt.Errorf("dht bootstrap: %w (tried %d)", errNoNodes, atomic.LoadUint32(&st.NumAddrsTried))
+	return int(atomic.LoadUint32(&st.NumAddrsTried)), int(atomic.LoadUint32(&st.NumResponses))
+}
+
+// refresh fills the buckets farther than the closest neighbour that hold fewer than k nodes:
+// a find_node traversal towards a random id in each, all at once, each until as many nodes
+// of its bucket have answered as the bucket has room for.
+func (n *Node) refresh(ctx context.Context) {
+	own := n.s.ID()
+	var count [160]int // nodes by bucket: the bits their id shares with ours
+	deepest := -1
+	for _, ni := range n.s.Nodes() {
+		b := sharedBits(own, ni.ID)
+		count[b]++
+		deepest = max(deepest, b)
 	}
-	if n.warned.Load() {
-		n.log.Debug("DHT: joined", "nodes", n.s.NumNodes())
+	starts, err := n.s.TraversalStartingNodes()
+	if err != nil {
+		return
 	}
-	return nil
+	var wg sync.WaitGroup
+	for b := range deepest {
+		if count[b] >= k {
+			continue
+		}
+		var mu sync.Mutex
+		answered := make(map[krpc.ID]bool)
+		enough := func(id krpc.ID) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if sharedBits(own, id) == b {
+				answered[id] = true
+			}
+			return count[b]+len(answered) >= k
+		}
+		wg.Go(func() { n.findNode(ctx, idInBucket(own, b), k, starts, enough) })
+	}
+	wg.Wait()
+}
+
+// sharedBits is how many leading bits a and b have in common (at most 159: a node's own id
+// is never in its table).
+func sharedBits(a, b krpc.ID) int {
+	for i := range a {
+		if x := a[i] ^ b[i]; x != 0 {
+			return i*8 + bits.LeadingZeros8(x)
+		}
+	}
+	return 159
+}
+
+// idInBucket is a random id that shares exactly b leading bits with own.
+func idInBucket(own krpc.ID, b int) krpc.ID {
+	var id krpc.ID
+	for i := range id {
+		id[i] = byte(rand.Uint32())
+	}
+	for i := range b {
+		mask := byte(0x80) >> (i % 8)
+		id[i/8] = id[i/8]&^mask | own[i/8]&mask
+	}
+	mask := byte(0x80) >> (b % 8)
+	id[b/8] = id[b/8]&^mask | ^own[b/8]&mask
+	return id
 }
 
 // unreachable says, once per node, that nothing answered.
@@ -362,64 +468,6 @@ func (n *Node) maintain() {
 			retry = retryFirst
 		}
 		timer.Reset(wait)
-	}
-}
-
-// onQuery passes the sender of each query to verify. The library calls it with its lock held:
-// it never blocks, and drops contacts past the buffer.
-func (n *Node) onQuery(m *krpc.Msg, source net.Addr) bool {
-	if !m.ReadOnly {
-		select {
-		case n.contacts <- source:
-		default:
-		}
-	}
-	return true
-}
-
-// verify pings the nodes that query us, once per reverifyAfter each. The library puts a
-// querying node in the routing table but hands it out to others only once it has answered a
-// query of ours, and it sends none by itself (its TableMaintainer pings such nodes a minute
-// later at best): without this a bare bootstrap node would never tell a joining node about the
-// others.
-func (n *Node) verify() {
-	defer n.wg.Done()
-	pinged := make(map[string]time.Time)
-	sem := make(chan struct{}, maxPings)
-	for {
-		var a net.Addr
-		select {
-		case <-n.ctx.Done():
-			return
-		case a = <-n.contacts:
-		}
-		now := time.Now()
-		if at, ok := pinged[a.String()]; ok && now.Sub(at) < reverifyAfter {
-			continue
-		}
-		if len(pinged) >= 10000 {
-			for k, at := range pinged {
-				if now.Sub(at) >= reverifyAfter {
-					delete(pinged, k)
-				}
-			}
-		}
-		pinged[a.String()] = now
-		select {
-		case sem <- struct{}{}:
-		case <-n.ctx.Done():
-			return
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			defer func() { <-sem }()
-			addr := adht.NewAddr(a)
-			res := n.s.Query(n.ctx, addr, "ping", adht.QueryInput{})
-			if id := res.Reply.SenderID(); res.Err == nil && id != nil {
-				n.s.NodeRespondedToPing(addr, id.Int160())
-			}
-		}()
 	}
 }
 

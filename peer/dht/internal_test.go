@@ -57,3 +57,18 @@ func TestPeerStore(t *testing.T) {
 		t.Errorf("%d peers returned, want %d", n, maxValues)
 	}
 }
+
+func TestIDInBucket(t *testing.T) {
+	own := krpc.RandomNodeID()
+	for b := range 160 {
+		for range 5 {
+			id := idInBucket(own, b)
+			if got := sharedBits(own, id); got != b {
+				t.Fatalf("bucket %d: id %x shares %d bits with %x", b, id, got, own)
+			}
+		}
+	}
+	if got := sharedBits(own, own); got != 159 {
+		t.Errorf("an id shares %d bits with itself, want the 159 cap", got)
+	}
+}

@@ -74,21 +74,39 @@ func (w *walk) query(ctx context.Context, s *adht.Server, addr krpc.NodeAddr) tr
 	if r == nil {
 		return tr
 	}
+	// One address per node: an IPv4 node named as IPv4-mapped IPv6 is the same node.
+	tr.Nodes, tr.Nodes6 = uniqueNodes(tr.Nodes, tr.Nodes6), nil
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	d := max(w.depth[unmap(addr.ToNodeAddrPort().AddrPort)], 1)
-	for _, nodes := range [][]krpc.NodeInfo{r.Nodes, r.Nodes6} {
-		for _, ni := range nodes {
-			ap := unmap(ni.Addr.ToNodeAddrPort().AddrPort)
-			if _, known := w.depth[ap]; !known {
-				w.depth[ap] = d + 1
-			}
+	for _, ni := range tr.Nodes {
+		ap := unmap(ni.Addr.ToNodeAddrPort().AddrPort)
+		if _, known := w.depth[ap]; !known {
+			w.depth[ap] = d + 1
 		}
 	}
 	if w.visit != nil {
 		w.visit(d, r.Values)
 	}
 	return tr
+}
+
+// uniqueNodes merges node lists, each node once, IPv4 addresses as 4 bytes.
+func uniqueNodes(lists ...[]krpc.NodeInfo) []krpc.NodeInfo {
+	var out []krpc.NodeInfo
+	seen := make(map[netip.AddrPort]struct{})
+	for _, nodes := range lists {
+		for _, ni := range nodes {
+			ap := unmap(ni.Addr.ToNodeAddrPort().AddrPort)
+			if _, dup := seen[ap]; dup || !ap.Addr().IsValid() {
+				continue
+			}
+			seen[ap] = struct{}{}
+			ni.Addr.FromAddrPort(ap)
+			out = append(out, ni)
+		}
+	}
+	return out
 }
 
 // wait lets the traversal run until no query is left to send, or ctx ends; either way it

@@ -25,7 +25,7 @@ func simNode(t *testing.T, sn *simnet.Network, ap string, id [20]byte, boot []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := dht.New(dht.Config{Conn: c, ID: id, Bootstrap: boot, Manual: true, Meter: m, Logger: testLogger(t)})
+	n, err := dht.New(dht.Config{Conn: c, ID: id, Bootstrap: boot, Manual: true, Meter: m, QueryTimeout: 2 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		c.Close()
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func newPeerStore() *peerStore {
 	return &peerStore{m: make(map[peer_store.InfoHash]map[netip.AddrPort]time.Time)}
 }
 
-// AddPeer records an announce; the library calls it for each valid announce_peer.
+// AddPeer records an announce: answer calls it for each valid announce_peer.
 func (s *peerStore) AddPeer(ih peer_store.InfoHash, na krpc.NodeAddr) {
 	ip, ok := netip.AddrFromSlice(na.IP)
 	if !ok || na.Port <= 0 || na.Port > 65535 {
