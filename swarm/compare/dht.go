@@ -26,9 +26,13 @@ const (
 	dhtPort = 6881
 	// dhtWorkers is how many nodes join, or announce, at once.
 	dhtWorkers = 16
-	// dhtTimeout is how long a query waits for its reply on loopback; a simulated network
-	// adds two worst-case trips.
-	dhtTimeout = 400 * time.Millisecond
+	// dhtTimeout is how long a query waits for its reply (a simulated network adds two
+	// worst-case trips): more than a node's 400 ms default, because the machine is busy while
+	// a network is built, and nothing is lost on loopback or in memory but to an overflowing
+	// socket buffer.
+	dhtTimeout = 2 * time.Second
+	// dhtTries is how many times a node tries to join before the build fails.
+	dhtTries = 3
 )
 
 // dhtNet is a network of DHT nodes: mainline DHT servers (anacrolix/dht through peer/dht),
@@ -52,10 +56,10 @@ func nodeIP(i int) netip.Addr {
 }
 
 // buildDHT starts b.n nodes, each on its own address, and joins them: node i joins through
-// node 0 (a find_node traversal towards its own id: the protocol's bootstrap) as soon as it
-// starts, dhtWorkers at a time; once all have joined, every node bootstraps once more, so
-// that the early nodes learn of the later ones. A simulated network is built with no
-// latency, which is switched on once the network is complete.
+// node 0 with the protocol's bootstrap (Kademlia's join: a lookup of its own id, then of an
+// id in each bucket farther than its closest neighbour) as soon as it starts, dhtWorkers at
+// a time. A simulated network is built with no latency, which is switched on once the
+// network is complete.
 func buildDHT(ctx context.Context, b build) (_ network, err error) {
 	d := &dhtNet{meter: dht.NewMeter(), timeout: dhtTimeout, log: b.log, holders: make(map[netip.AddrPort]bool)}
 	if b.cfg.Sim {
@@ -79,9 +83,8 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 		return nil, err
 	}
 	boot := []string{d.nodes[0].Addr().String()}
-	// Half the progress for joining, half for the second round.
 	var done atomic.Int64
-	report := func() { b.progress(int(done.Add(1)) / 2) }
+	done.Store(1)
 	err = parallel(ctx, b.n-1, func(ctx context.Context, j int) error {
 		i := j + 1
 		nd, err := d.start(ids[i], nodeIP(i), boot)
@@ -89,27 +92,22 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 			return err
 		}
 		d.nodes[i] = nd
-		if err := nd.Bootstrap(ctx); err != nil {
-			return fmt.Errorf("node %d (%v) could not join: %w", i, nd.Addr(), err)
+		for try := 1; ; try++ {
+			err := nd.Bootstrap(ctx)
+			if err == nil {
+				break
+			}
+			if try == dhtTries || ctx.Err() != nil {
+				return fmt.Errorf("node %d (%v) could not join: %w", i, nd.Addr(), err)
+			}
+			d.log.Warn("DHT: a node could not join; trying again", "node", i, "err", err)
 		}
-		report()
+		b.progress(int(done.Add(1)))
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	joined := time.Since(began)
-	err = parallel(ctx, b.n, func(ctx context.Context, i int) error {
-		if err := d.nodes[i].Bootstrap(ctx); err != nil {
-			return fmt.Errorf("node %d (%v): second bootstrap: %w", i, d.nodes[i].Addr(), err)
-		}
-		report()
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	b.progress(b.n)
 	if d.sim != nil {
 		d.sim.SetLatency(b.cfg.Latency, b.cfg.Jitter)
 	}
@@ -118,7 +116,7 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 		sizes[i] = nd.NumNodes()
 	}
 	slices.Sort(sizes)
-	b.log.Debug("DHT network built", "joined", joined.Round(time.Millisecond), "took", time.Since(began).Round(time.Millisecond),
+	b.log.Debug("DHT network built", "took", time.Since(began).Round(time.Millisecond),
 		"table_min", sizes[0], "table_median", sizes[b.n/2], "table_max", sizes[b.n-1])
 	return d, nil
 }
