@@ -26,6 +26,7 @@ type half struct {
 	wclosed bool          // the writing end closed: EOF once q is read
 	wake    chan struct{} // the reader has something to look at
 	space   chan struct{} // the writer has something to look at
+	notify  func()        // the reader's Poller callback, or nil
 }
 
 func newHalf() *half { return &half{wake: make(chan struct{}, 1), space: make(chan struct{}, 1)} }
@@ -50,6 +51,8 @@ type pipeConn struct {
 	rdl, wdl time.Time
 	once     sync.Once
 }
+
+var _ Poller = (*pipeConn)(nil)
 
 // newPipe returns the two ends of a pipe on nw, between a and b; what a writes takes the
 // jitter share ua, what b writes ub.
@@ -139,10 +142,19 @@ func (c *pipeConn) Write(p []byte) (int, error) {
 			return 0, io.ErrClosedPipe
 		}
 		if h.size < pipeBuffer || h.size == 0 {
-			h.q = append(h.q, chunk{b: append([]byte(nil), p...), at: time.Now().Add(c.net.delay(c.jitter))})
+			d := c.net.delay(c.jitter)
+			h.q = append(h.q, chunk{b: append([]byte(nil), p...), at: time.Now().Add(d)})
 			h.size += len(p)
+			notify := h.notify
 			h.mu.Unlock()
 			signal(h.wake)
+			if notify != nil {
+				if d > 0 {
+					time.AfterFunc(d, notify)
+				} else {
+					notify()
+				}
+			}
 			return len(p), nil
 		}
 		h.mu.Unlock()
@@ -160,16 +172,49 @@ func (c *pipeConn) Close() error {
 		c.in.mu.Lock()
 		c.in.rclosed = true
 		c.in.q, c.in.size = nil, 0
+		mine := c.in.notify
 		c.in.mu.Unlock()
 		signal(c.in.wake)
 		signal(c.in.space)
 		c.out.mu.Lock()
 		c.out.wclosed = true
+		theirs := c.out.notify
 		c.out.mu.Unlock()
 		signal(c.out.wake)
 		signal(c.out.space)
+		if mine != nil {
+			mine()
+		}
+		if theirs != nil {
+			theirs()
+		}
 	})
 	return nil
+}
+
+// Notify sets f to be called whenever this end may have become readable (Poller).
+func (c *pipeConn) Notify(f func()) {
+	c.in.mu.Lock()
+	c.in.notify = f
+	c.in.mu.Unlock()
+}
+
+// Ready reports whether a Read would return without waiting (Poller).
+func (c *pipeConn) Ready() bool {
+	h := c.in
+	rdl, _ := c.deadlines()
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.rclosed:
+		return true
+	case len(h.q) > 0:
+		return !h.q[0].at.After(now)
+	case h.wclosed:
+		return true
+	}
+	return !rdl.IsZero() && !rdl.After(now)
 }
 
 func (c *pipeConn) LocalAddr() net.Addr  { return c.local }

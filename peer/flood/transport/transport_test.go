@@ -285,3 +285,90 @@ func TestMemoryJitter(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryPoller: an in-memory connection calls its Notify callback when bytes arrive
+// (after the delay, not before), when the other end closes, and when it is closed itself;
+// Ready says whether a Read would return at once.
+func TestMemoryPoller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := transport.NewNetwork()
+		nw.SetDelay(10*time.Millisecond, 0)
+		a, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.2:1"))
+		b, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.3:1"))
+		defer a.Close()
+		defer b.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := b.Accept()
+			accepted <- c
+		}()
+		c1, err := a.Dial(context.Background(), b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2 := <-accepted
+		p, ok := c2.(transport.Poller)
+		if !ok {
+			t.Fatal("an in-memory connection is not a Poller")
+		}
+		calls := make(chan time.Duration, 10)
+		start := time.Now()
+		p.Notify(func() { calls <- time.Since(start) })
+		if p.Ready() {
+			t.Error("ready with nothing written")
+		}
+		c1.Write([]byte("abc"))
+		synctest.Wait()
+		if p.Ready() || len(calls) != 0 {
+			t.Errorf("ready (%v) or notified (%d) before the delay", p.Ready(), len(calls))
+		}
+		if d := <-calls; d != 10*time.Millisecond {
+			t.Errorf("notified after %v, want 10ms", d)
+		}
+		if !p.Ready() {
+			t.Error("not ready once the bytes arrived")
+		}
+		if _, err := io.ReadFull(c2, make([]byte, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if p.Ready() {
+			t.Error("ready with everything read")
+		}
+		c1.Close()
+		if d := <-calls; d != 10*time.Millisecond {
+			t.Errorf("the other end's close notified after %v", d)
+		}
+		if !p.Ready() {
+			t.Error("not ready at EOF")
+		}
+		if _, err := c2.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("read %v, want EOF", err)
+		}
+		c2.Close()
+		<-calls
+		if !p.Ready() {
+			t.Error("not ready once closed")
+		}
+
+		// A read deadline that has passed makes a connection ready.
+		go func() {
+			c, _ := b.Accept()
+			accepted <- c
+		}()
+		c3, err := a.Dial(context.Background(), b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c3.Close()
+		c4 := <-accepted
+		defer c4.Close()
+		c4.SetReadDeadline(time.Now().Add(time.Second))
+		if c4.(transport.Poller).Ready() {
+			t.Error("ready before the deadline")
+		}
+		time.Sleep(time.Second)
+		if !c4.(transport.Poller).Ready() {
+			t.Error("not ready at the deadline")
+		}
+	})
+}
