@@ -164,6 +164,15 @@ type link struct {
 	closing bool // nothing more is queued: the writer closes c once out is written
 	writing bool // a writer is running
 
+	// Reading. greeted is the reader's own. A polled link (transport.Poller) has no reader
+	// parked on it: a pump goroutine runs while frames are due, and a timer stands for the
+	// read deadline.
+	greeted       bool // the other side's Hello has been read
+	pmu           sync.Mutex
+	pumping, more bool // a pump runs; it should look again before it ends
+	stopped       bool // reading is over
+	timer         *time.Timer
+
 	// Set by the run loop.
 	hello  wire.Hello
 	listen netip.AddrPort
@@ -290,10 +299,12 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	for c := range n.conns {
+	conns := n.conns
+	n.conns = nil
+	n.mu.Unlock()
+	for c := range conns { // unlocked: closing a polled link calls its pump
 		c.Close()
 	}
-	n.mu.Unlock()
 	n.cancel()
 	err := n.tr.Close()
 	n.wg.Wait()
@@ -303,18 +314,21 @@ func (n *Node) Close() error {
 // track registers an open link for Close to close; false (and c closed) once closing.
 func (n *Node) track(c net.Conn) bool {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		c.Close()
-		return false
+	closed := n.closed
+	if !closed {
+		n.conns[c] = struct{}{}
 	}
-	n.conns[c] = struct{}{}
-	return true
+	n.mu.Unlock()
+	if closed {
+		c.Close()
+	}
+	return !closed
 }
 
+// untrack closes a link Close no longer needs to.
 func (n *Node) untrack(c net.Conn) {
 	n.mu.Lock()
-	delete(n.conns, c)
+	delete(n.conns, c) // a no-op on the nil map of a closed node
 	n.mu.Unlock()
 	c.Close()
 }
@@ -396,38 +410,104 @@ func (n *Node) report(ev event) bool {
 
 // serve runs one link: it queues this node's Hello, reads the other side's Hello within
 // the handshake deadline, then reads frames until the link fails or goes idle. Every frame
-// goes to the run loop; a garbled or oversized one closes the link.
+// goes to the run loop; a garbled or oversized one closes the link. A connection that is a
+// transport.Poller is read by pumps instead (see poll), and serve returns at once.
 func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
 	if !n.track(c) {
 		return
 	}
-	defer n.untrack(c)
 	l := &link{c: c, dialAddr: dialAddr}
 	n.push(l, wire.Hello{Version: wire.Version, NodeID: n.id, Listen: n.tr.Addr(), BTPort: 0})
+	if p, ok := c.(transport.Poller); ok {
+		n.poll(l, p)
+		return
+	}
+	defer n.untrack(c)
 	c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
-	m, _, err := wire.ReadFrame(c, wire.MaxFrame)
-	if err == nil {
+	for n.readFrame(l) {
+		c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+	}
+}
+
+// readFrame reads l's next frame and hands it to the run loop; false once the link has
+// failed (the run loop is told) or the node is closing.
+func (n *Node) readFrame(l *link) bool {
+	m, _, err := wire.ReadFrame(l.c, wire.MaxFrame)
+	if err == nil && !l.greeted {
 		if _, ok := m.(wire.Hello); !ok {
 			err = fmt.Errorf("%w: %v before hello", wire.ErrMalformed, m.Type())
 		}
+		l.greeted = true
 	}
+	if err != nil {
+		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
+			n.stats.garbled.Add(1)
+		}
+		n.report(event{l: l, err: err})
+		return false
+	}
+	n.stats.received[m.Type()].Add(1)
+	if !n.report(event{l: l, msg: m}) {
+		if metered(m.Type()) {
+			n.meter.landed(1)
+		}
+		return false
+	}
+	return true
+}
+
+// poll reads a polled link: the connection calls pump when it may have become readable,
+// and a timer that each frame pushes back stands for the handshake and idle deadlines
+// (when it fires, the read deadline is set in the past, so the next read fails).
+func (n *Node) poll(l *link, p transport.Poller) {
+	l.timer = time.AfterFunc(n.cfg.HandshakeTimeout, func() {
+		l.c.SetReadDeadline(time.Unix(1, 0))
+		n.pump(l, p)
+	})
+	p.Notify(func() { n.pump(l, p) })
+	n.pump(l, p)
+}
+
+// pump starts a goroutine that reads l's frames while there are some, unless one runs
+// (it is then told to look again).
+func (n *Node) pump(l *link, p transport.Poller) {
+	l.pmu.Lock()
+	if l.pumping || l.stopped {
+		l.more = true
+		l.pmu.Unlock()
+		return
+	}
+	l.pumping = true
+	l.pmu.Unlock()
+	if !n.goFn(func() { n.drain(l, p) }) { // the node is closing
+		l.timer.Stop()
+	}
+}
+
+// drain reads l's frames while a read would not wait; at the link's end it stops reading
+// for good.
+func (n *Node) drain(l *link, p transport.Poller) {
 	for {
-		if err != nil {
-			if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
-				n.stats.garbled.Add(1)
+		for p.Ready() {
+			if !n.readFrame(l) {
+				l.pmu.Lock()
+				l.stopped = true
+				l.pmu.Unlock()
+				l.timer.Stop()
+				n.untrack(l.c)
+				return
 			}
-			n.report(event{l: l, err: err})
-			return
+			l.timer.Reset(n.cfg.IdleTimeout)
 		}
-		n.stats.received[m.Type()].Add(1)
-		if !n.report(event{l: l, msg: m}) {
-			if metered(m.Type()) {
-				n.meter.landed(1)
-			}
-			return
+		l.pmu.Lock()
+		if l.more {
+			l.more = false
+			l.pmu.Unlock()
+			continue
 		}
-		c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
-		m, _, err = wire.ReadFrame(c, wire.MaxFrame)
+		l.pumping = false
+		l.pmu.Unlock()
+		return
 	}
 }
 
@@ -466,8 +546,11 @@ func (n *Node) closeOut(l *link) {
 }
 
 // write writes l's queued frames until the outbox is empty (then it ends, or closes the
-// link if it is closing) or a write fails (what is left is lost).
+// link if it is closing) or a write fails (what is left is lost). A metered frame is counted
+// as written before it is written, so that the Meter has counted it before its receiver can
+// take it out of flight; a failed write takes it back.
 func (n *Node) write(l *link) {
+	var buf []byte
 	for {
 		l.mu.Lock()
 		batch := l.out
@@ -483,18 +566,25 @@ func (n *Node) write(l *link) {
 		}
 		l.mu.Unlock()
 		for i, m := range batch {
-			l.c.SetWriteDeadline(time.Now().Add(n.cfg.IdleTimeout))
-			size, err := wire.WriteFrame(l.c, m)
+			var err error
+			buf, err = wire.AppendFrame(buf[:0], m)
+			t := m.Type()
+			if err == nil {
+				if metered(t) {
+					n.meter.written(t, len(buf))
+				}
+				l.c.SetWriteDeadline(time.Now().Add(n.cfg.IdleTimeout))
+				if _, err = l.c.Write(buf); err != nil && metered(t) {
+					n.meter.written(t, -len(buf))
+				}
+			}
 			if err != nil {
 				n.meter.landed(countMetered(batch[i:]))
 				l.c.Close() // the reader sees it and reports the link closed
 				n.lose(l)
 				return
 			}
-			n.stats.sent[m.Type()].Add(1)
-			if metered(m.Type()) {
-				n.meter.written(m.Type(), size)
-			}
+			n.stats.sent[t].Add(1)
 		}
 	}
 }

@@ -114,15 +114,20 @@ func (m *Meter) landed(k int64) {
 	}
 }
 
-// written counts a metered frame of size bytes written to a link.
+// written counts a metered frame of size bytes written to a link; a negative size takes
+// back a frame whose write failed.
 func (m *Meter) written(t wire.Type, size int) {
 	if m == nil {
 		return
 	}
+	k := int64(1)
+	if size < 0 {
+		k = -1
+	}
 	if t == wire.TypeQuery {
-		m.queries.Add(1)
+		m.queries.Add(k)
 	} else {
-		m.hits.Add(1)
+		m.hits.Add(k)
 	}
 	m.bytes.Add(int64(size))
 }

@@ -40,7 +40,8 @@ func (n *Node) run() {
 	}
 }
 
-// maintain dials more neighbours while there are fewer than Degree, and pings neighbours.
+// maintain dials more neighbours while there are fewer than Degree, and pings neighbours
+// (at once when it has no address left to dial: their Pongs bring more).
 func (n *Node) maintain(now time.Time) {
 	s := &n.s
 	want := n.cfg.Degree - s.nbrs.Len() - len(s.dialing)
@@ -63,6 +64,11 @@ func (n *Node) maintain(now time.Time) {
 		for _, a := range addrs {
 			s.dialing[a] = true
 			n.goFn(func() { n.dial(a) })
+		}
+		if len(addrs) == 0 && s.nbrs.Len() > 0 {
+			// Nobody left to dial: ask the neighbours for addresses now rather than at the
+			// next round of pings.
+			s.lastPing = time.Time{}
 		}
 	}
 	if now.Sub(s.lastPing) >= n.cfg.IdleTimeout/3 {

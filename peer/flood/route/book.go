@@ -9,15 +9,16 @@ import (
 // Book is the set of known overlay addresses, learned from hellos and pongs: where to dial
 // when a neighbour is missing, and what to gossip. It holds at most capacity addresses; a
 // new one evicts the oldest, since an address heard of recently is likelier to be alive.
+// It is a plain slice, searched in full on each change: addresses are learned a few at a
+// time, and a simulation holds a book per node.
 type Book struct {
 	capacity int
 	addrs    []netip.AddrPort // oldest first
-	has      map[netip.AddrPort]bool
 }
 
 // NewBook returns an empty book of at most capacity (at least 1) addresses.
 func NewBook(capacity int) *Book {
-	return &Book{capacity: max(capacity, 1), has: make(map[netip.AddrPort]bool)}
+	return &Book{capacity: max(capacity, 1)}
 }
 
 // Add records a as the newest address, evicting the oldest past capacity. An address
@@ -27,25 +28,19 @@ func (b *Book) Add(a netip.AddrPort) {
 	if !a.IsValid() || a.Addr().IsUnspecified() || a.Port() == 0 {
 		return
 	}
-	if b.has[a] {
-		i := slices.Index(b.addrs, a)
+	if i := slices.Index(b.addrs, a); i >= 0 {
 		b.addrs = slices.Delete(b.addrs, i, i+1)
 	} else if len(b.addrs) >= b.capacity {
-		delete(b.has, b.addrs[0])
 		b.addrs = slices.Delete(b.addrs, 0, 1)
 	}
 	b.addrs = append(b.addrs, a)
-	b.has[a] = true
 }
 
 // Remove forgets a (it did not answer).
 func (b *Book) Remove(a netip.AddrPort) {
-	if !b.has[a] {
-		return
+	if i := slices.Index(b.addrs, a); i >= 0 {
+		b.addrs = slices.Delete(b.addrs, i, i+1)
 	}
-	i := slices.Index(b.addrs, a)
-	b.addrs = slices.Delete(b.addrs, i, i+1)
-	delete(b.has, a)
 }
 
 // Sample picks up to n distinct addresses uniformly at random, skipping those exclude
