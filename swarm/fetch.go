@@ -252,7 +252,7 @@ type leech struct {
 	j         *job
 	firstPeer time.Time
 	completed int64
-	killAt    int64 // churn: kill once completed reaches it; -1: never
+	killAt    int64 // churn: kill once it has received this much; -1: never
 	done      bool
 	seconds   float64 // the download's time, once done
 	killed    bool
@@ -260,6 +260,14 @@ type leech struct {
 }
 
 func (l *leech) running() bool { return !l.done && !l.killed && l.failed == "" }
+
+// firstPeerSeconds is the time from the download's start to its first connection, or 0.
+func (l *leech) firstPeerSeconds() float64 {
+	if l.firstPeer.IsZero() {
+		return 0
+	}
+	return max(l.firstPeer.Sub(l.j.began).Seconds(), 0)
+}
 
 // Fetch downloads src, a torrent Seed made, on the nodes opts names, all at once, with no peer
 // address given: each finds peers through the swarm's mode alone. It reports through emit
@@ -273,7 +281,6 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 	if emit == nil {
 		emit = func(Event) {}
 	}
-	began := time.Now()
 	s.mu.Lock()
 	sd, ok := s.seeded[src.InfoHash]
 	held := make(map[int]bool)
@@ -318,13 +325,25 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 	if err != nil {
 		return nil, fmt.Errorf("swarm: %w", err)
 	}
-	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed))
-	if opts.Seed == 0 {
-		rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	f := &fetch{
+		s: s, emit: emit, size: src.Info.TotalLength(), began: time.Now(), seeders: seeders,
+		base: make(map[*job]int64), leeches: make(map[*job]*leech, len(nodes)),
+		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
 	}
-	size := src.Info.TotalLength()
-	killAt := func() int64 { return int64((killFrom + rng.Float64()*(killTo-killFrom)) * float64(size)) }
+	if opts.Seed == 0 {
+		f.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	for _, n := range s.nodes {
+		f.addrs = append(f.addrs, n.Addr().Addr().String())
+	}
+	launch := Launch{
+		Event: "start", Mode: s.mode, InfoHash: src.InfoHash.HexString(), Name: src.Info.BestName(),
+		Size: f.size, Files: len(src.Info.UpvertedFiles()), Pieces: src.Info.NumPieces(), PieceLength: src.Info.PieceLength,
+		Addrs: f.addrs, Leechers: nodes, Kills: Kills(opts.Churn, len(nodes)),
+	}
 
+	// Every event of the seeders (their progress shows what they upload) and of the
+	// downloads comes to w, until Fetch returns.
 	w := &watcher{notes: make(chan note, 1024), stop: make(chan struct{})}
 	var attached []*job
 	defer func() {
@@ -333,31 +352,13 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 			j.watch.CompareAndSwap(w, nil)
 		}
 	}()
-	// Seeders' progress shows what they upload.
 	for _, j := range seeders {
 		j.watch.Store(w)
 		attached = append(attached, j)
-	}
-	base := make(map[*job]int64) // what the seeders had uploaded before
-	for _, j := range seeders {
-		_, base[j] = s.transferred(j)
-	}
-	addrs := make([]string, len(s.nodes))
-	for i, n := range s.nodes {
-		addrs[i] = n.Addr().Addr().String()
-	}
-	launch := Launch{
-		Event: "start", Mode: s.mode, InfoHash: src.InfoHash.HexString(), Name: src.Info.BestName(),
-		Size: size, Files: len(src.Info.UpvertedFiles()), Pieces: src.Info.NumPieces(), PieceLength: src.Info.PieceLength,
-		Addrs: addrs, Leechers: nodes, Kills: Kills(opts.Churn, len(nodes)),
-	}
-	for _, j := range seeders {
+		_, f.base[j] = s.transferred(j)
 		launch.Seeders = append(launch.Seeders, j.node)
 	}
 	emit(launch)
-
-	leeches := make(map[*job]*leech, len(nodes))
-	var order []*leech
 	for _, i := range nodes {
 		from := src
 		if opts.Magnet && i%2 == 0 {
@@ -370,179 +371,220 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 		}
 		attached = append(attached, j)
 		l := &leech{j: j, killAt: -1}
-		leeches[j] = l
-		order = append(order, l)
+		f.leeches[j] = l
+		f.order = append(f.order, l)
 	}
-	for _, k := range rng.Perm(len(order))[:launch.Kills] {
-		order[k].killAt = killAt()
+	for _, k := range f.rng.Perm(len(f.order))[:launch.Kills] {
+		f.order[k].killAt = f.killAt()
 	}
-
-	kill := func(l *leech) {
-		if _, err := s.kill(l.j.node); err != nil {
-			s.log.Warn("churn", "err", err)
-		}
-		l.killed = true
-		down, _ := s.transferred(l.j)
-		l.completed = max(l.completed, down)
-		emit(Killed{Event: "killed", Node: l.j.node, Addr: addrs[l.j.node], Seconds: time.Since(l.j.began).Seconds(), Completed: l.completed, Size: size})
-	}
-	// due are the nodes still to be killed.
-	due := func() (out []*leech) {
-		for _, l := range order {
-			if l.killAt >= 0 && l.running() {
-				out = append(out, l)
+	f.running = len(f.order)
+	if stopped := f.wait(ctx, w, opts.Timeout); stopped != nil {
+		for _, l := range f.order {
+			if l.running() {
+				f.fail(l.j.node, fmt.Sprintf("%v, with %s of %s", stopped, sizeText(l.completed), sizeText(f.size)))
 			}
 		}
-		return out
+	}
+	rep, err := f.report(launch, sd.path)
+	if err != nil {
+		return nil, err
+	}
+	return rep, ctx.Err()
+}
+
+// fetch is a Fetch under way; the goroutine that called Fetch owns it.
+type fetch struct {
+	s       *Swarm
+	emit    func(Event)
+	size    int64
+	addrs   []string // of every node of the swarm
+	began   time.Time
+	rng     *rand.Rand
+	seeders []*job
+	base    map[*job]int64 // what each seeder had uploaded before
+	order   []*leech
+	leeches map[*job]*leech
+
+	running  int       // downloads not yet complete, killed or failed
+	last     time.Time // the last completion
+	failures []Failure
+}
+
+// wait handles the events until every download is complete, killed or failed, and returns
+// nil; or why it stopped early.
+func (f *fetch) wait(ctx context.Context, w *watcher, timeout time.Duration) error {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
 	}
 	churn := time.NewTicker(churnEvery)
 	defer churn.Stop()
-	// replace picks another victim for one that completed before its time came.
-	replace := func() {
-		var cands []*leech
-		for _, l := range order {
-			if l.running() && l.killAt < 0 {
-				cands = append(cands, l)
-			}
-		}
-		if len(cands) > 0 {
-			cands[rng.IntN(len(cands))].killAt = killAt()
-		}
-	}
-	var failures []Failure
-	fail := func(node int, reason string) {
-		failures = append(failures, Failure{Node: node, Addr: addrs[node], Reason: reason})
-	}
-	var timeout <-chan time.Time
-	if opts.Timeout > 0 {
-		t := time.NewTimer(opts.Timeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	running := len(order)
-	var last time.Time // the last completion
-	var stopped error  // why the wait ended early
-	for running > 0 && stopped == nil {
+	for f.running > 0 {
 		var poll <-chan time.Time
-		if launch.Kills > 0 && len(due()) > 0 {
+		if len(f.due()) > 0 {
 			poll = churn.C
 		}
-		var n note
 		select {
+		case n := <-w.notes:
+			if l := f.leeches[n.j]; l != nil {
+				f.onLeech(l, n)
+			} else {
+				f.onSeeder(n)
+			}
 		case <-poll:
-			for _, l := range due() {
-				if down, _ := l.j.t.Transferred(); down >= l.killAt {
-					kill(l)
-					running--
+			f.churn()
+		case <-expired:
+			return fmt.Errorf("not complete after %v", timeout)
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return errors.New("out of time")
+			}
+			return errors.New("interrupted")
+		}
+	}
+	return nil
+}
+
+func (f *fetch) onSeeder(n note) {
+	if n.ended && f.s.Alive(n.j.node) {
+		f.fail(n.j.node, fmt.Sprintf("seeding stopped: %v", n.j.err))
+	}
+	if p, ok := n.ev.(peer.Progress); ok {
+		f.emit(Progress{Event: "progress", Node: n.j.node, Addr: f.addrs[n.j.node], Seeder: true, Seconds: time.Since(f.began).Seconds(),
+			Completed: p.Completed, Size: p.Size, Peers: p.Peers, DownRate: p.DownRate, UpRate: p.UpRate, Uploaded: p.Uploaded - f.base[n.j]})
+	}
+}
+
+func (f *fetch) onLeech(l *leech, n note) {
+	if l.killed {
+		return
+	}
+	switch e := n.ev.(type) {
+	case peer.PeerFound:
+		if l.firstPeer.IsZero() {
+			l.firstPeer = e.At
+		}
+	case peer.Progress:
+		l.completed = e.Completed
+		f.emit(Progress{Event: "progress", Node: l.j.node, Addr: f.addrs[l.j.node], Seconds: time.Since(f.began).Seconds(),
+			Completed: e.Completed, Size: e.Size, Peers: e.Peers, DownRate: e.DownRate, UpRate: e.UpRate, Uploaded: e.Uploaded})
+	case peer.Complete:
+		if l.done {
+			return
+		}
+		l.done, l.seconds, l.completed = true, e.Seconds, e.Size
+		f.last = time.Now()
+		f.running--
+		f.emit(Complete{Event: "complete", Node: l.j.node, Addr: f.addrs[l.j.node], Seconds: e.Seconds,
+			FirstPeer: l.firstPeerSeconds(), Downloaded: e.Downloaded, Uploaded: e.Uploaded})
+		if l.killAt >= 0 {
+			// It completed before its time came: another takes its place, if one is left.
+			l.killAt = -1
+			var cands []*leech
+			for _, c := range f.order {
+				if c.running() && c.killAt < 0 {
+					cands = append(cands, c)
 				}
 			}
-			continue
-		case n = <-w.notes:
-		case <-timeout:
-			stopped = fmt.Errorf("not complete after %v", opts.Timeout)
-			continue
-		case <-ctx.Done():
-			stopped = errors.New("interrupted")
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				stopped = errors.New("out of time")
-			}
-			continue
-		}
-		l := leeches[n.j]
-		if l == nil { // a seeder
-			if n.ended && s.Alive(n.j.node) {
-				fail(n.j.node, fmt.Sprintf("seeding stopped: %v", n.j.err))
-			}
-			if p, ok := n.ev.(peer.Progress); ok {
-				emit(Progress{Event: "progress", Node: n.j.node, Addr: addrs[n.j.node], Seeder: true, Seconds: time.Since(began).Seconds(),
-					Completed: p.Completed, Size: p.Size, Peers: p.Peers, DownRate: p.DownRate, UpRate: p.UpRate, Uploaded: p.Uploaded - base[n.j]})
-			}
-			continue
-		}
-		if l.killed {
-			continue
-		}
-		switch e := n.ev.(type) {
-		case peer.PeerFound:
-			if l.firstPeer.IsZero() {
-				l.firstPeer = e.At
-			}
-		case peer.Progress:
-			l.completed = e.Completed
-			emit(Progress{Event: "progress", Node: l.j.node, Addr: addrs[l.j.node], Seconds: time.Since(began).Seconds(),
-				Completed: e.Completed, Size: e.Size, Peers: e.Peers, DownRate: e.DownRate, UpRate: e.UpRate, Uploaded: e.Uploaded})
-		case peer.Complete:
-			if l.done {
-				continue
-			}
-			l.done, l.seconds, l.completed = true, e.Seconds, e.Size
-			last = time.Now()
-			running--
-			emit(Complete{Event: "complete", Node: l.j.node, Addr: addrs[l.j.node], Seconds: e.Seconds,
-				FirstPeer: l.firstPeerSeconds(), Downloaded: e.Downloaded, Uploaded: e.Uploaded})
-			if l.killAt >= 0 {
-				l.killAt = -1
-				replace()
-			}
-		}
-		if n.ended && l.running() {
-			l.failed = "stopped before completing"
-			if n.j.err != nil {
-				l.failed = n.j.err.Error()
-			}
-			running--
-			fail(l.j.node, l.failed)
-			emit(Failed{Event: "failed", Node: l.j.node, Addr: addrs[l.j.node], Reason: l.failed})
-		}
-	}
-	if stopped != nil {
-		for _, l := range order {
-			if l.running() {
-				fail(l.j.node, fmt.Sprintf("%v, with %s of %s", stopped, sizeText(l.completed), sizeText(size)))
+			if len(cands) > 0 {
+				cands[f.rng.IntN(len(cands))].killAt = f.killAt()
 			}
 		}
 	}
+	if n.ended && l.running() {
+		l.failed = "stopped before completing"
+		if n.j.err != nil {
+			l.failed = n.j.err.Error()
+		}
+		f.running--
+		f.fail(l.j.node, l.failed)
+		f.emit(Failed{Event: "failed", Node: l.j.node, Addr: f.addrs[l.j.node], Reason: l.failed})
+	}
+}
+
+// killAt picks the point at which a download is killed.
+func (f *fetch) killAt() int64 {
+	return int64((killFrom + f.rng.Float64()*(killTo-killFrom)) * float64(f.size))
+}
+
+// due are the downloads still to be killed.
+func (f *fetch) due() (out []*leech) {
+	for _, l := range f.order {
+		if l.killAt >= 0 && l.running() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// churn kills the downloads due that have come to their point.
+func (f *fetch) churn() {
+	for _, l := range f.due() {
+		if down, _ := l.j.t.Transferred(); down < l.killAt {
+			continue
+		}
+		if _, err := f.s.kill(l.j.node); err != nil {
+			f.s.log.Warn("churn", "err", err)
+		}
+		l.killed = true
+		f.running--
+		down, _ := f.s.transferred(l.j)
+		l.completed = max(l.completed, down)
+		f.emit(Killed{Event: "killed", Node: l.j.node, Addr: f.addrs[l.j.node], Seconds: time.Since(l.j.began).Seconds(),
+			Completed: l.completed, Size: f.size})
+	}
+}
+
+func (f *fetch) fail(node int, reason string) {
+	f.failures = append(f.failures, Failure{Node: node, Addr: f.addrs[node], Reason: reason})
+}
+
+// report checks every completed copy against the original at path, file by file, and sums
+// up.
+func (f *fetch) report(launch Launch, original string) (*Report, error) {
+	last := f.last
 	if last.IsZero() {
 		last = time.Now()
 	}
 	rep := &Report{
-		Event: "summary", Mode: s.mode, InfoHash: launch.InfoHash, Name: launch.Name,
-		Size: size, Files: launch.Files, Pieces: launch.Pieces, Seconds: last.Sub(began).Seconds(),
+		Event: "summary", Mode: launch.Mode, InfoHash: launch.InfoHash, Name: launch.Name,
+		Size: f.size, Files: launch.Files, Pieces: launch.Pieces, Seconds: last.Sub(f.began).Seconds(),
 	}
-	// Every copy is checked against the original, file by file.
 	var copies []string
-	for _, l := range order {
+	for _, l := range f.order {
 		if l.done {
 			copies = append(copies, l.j.path)
 		}
 	}
-	mismatch, err := verify(sd.path, copies)
+	mismatch, err := verify(original, copies)
 	if err != nil {
 		return nil, fmt.Errorf("swarm: %w", err)
 	}
-	for _, l := range order {
+	for _, l := range f.order {
 		if !l.done {
 			continue
 		}
 		if why, bad := mismatch[l.j.path]; bad {
-			fail(l.j.node, why)
+			f.fail(l.j.node, why)
 			continue
 		}
 		rep.Verified++
 	}
-	for _, j := range seeders {
-		down, up := s.transferred(j)
-		up -= base[j]
+	for _, j := range f.seeders {
+		down, up := f.s.transferred(j)
+		up -= f.base[j]
 		rep.UploadedBySeeders += up
-		rep.add(NodeResult{Node: j.node, Addr: addrs[j.node], Role: "seeder", State: "seeding", Completed: size, Downloaded: down, Uploaded: up,
-			Discovery: s.searchStats(j.node), Path: j.path})
+		rep.add(NodeResult{Node: j.node, Addr: f.addrs[j.node], Role: "seeder", State: "seeding", Completed: f.size,
+			Downloaded: down, Uploaded: up, Discovery: f.s.searchStats(j.node), Path: j.path})
 	}
-	for _, l := range order {
-		down, up := s.transferred(l.j)
+	for _, l := range f.order {
+		down, up := f.s.transferred(l.j)
 		rep.UploadedByLeechers += up
 		rep.Downloaded += down
-		r := NodeResult{Node: l.j.node, Addr: addrs[l.j.node], Role: "leecher", Completed: l.completed, FirstPeer: l.firstPeerSeconds(),
-			Downloaded: down, Uploaded: up, Discovery: s.searchStats(l.j.node), Path: l.j.path}
+		r := NodeResult{Node: l.j.node, Addr: f.addrs[l.j.node], Role: "leecher", Completed: l.completed, FirstPeer: l.firstPeerSeconds(),
+			Downloaded: down, Uploaded: up, Discovery: f.s.searchStats(l.j.node), Path: l.j.path}
 		switch {
 		case l.killed:
 			r.State = "killed"
@@ -555,15 +597,7 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 		}
 		rep.add(r)
 	}
-	slices.SortFunc(failures, func(a, b Failure) int { return a.Node - b.Node })
-	rep.finish(failures)
-	return rep, ctx.Err()
-}
-
-// firstPeerSeconds is the time from the download's start to its first connection, or 0.
-func (l *leech) firstPeerSeconds() float64 {
-	if l.firstPeer.IsZero() {
-		return 0
-	}
-	return max(l.firstPeer.Sub(l.j.began).Seconds(), 0)
+	slices.SortFunc(f.failures, func(a, b Failure) int { return a.Node - b.Node })
+	rep.finish(f.failures)
+	return rep, nil
 }
