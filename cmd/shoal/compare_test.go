@@ -1,10 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Bad compare flags are usage errors: exit 2, one line naming the flag, nothing on stdout and
@@ -62,5 +70,68 @@ func TestCompareBadFlags(t *testing.T) {
 			}
 			badinputAbsentOrEmpty(t, dir)
 		})
+	}
+}
+
+// A small real run of every mode on loopback: stdout is exactly a JSON array of one row per
+// mode and TTL, with Row's keys; the CSV and the chart are written; progress went to stderr.
+func TestCompareRun(t *testing.T) {
+	dir := t.TempDir()
+	csvPath, plotPath := filepath.Join(dir, "rows.csv"), filepath.Join(dir, "chart.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, shoalBin(t), "compare", "--nodes", "20", "--lookups", "10", "--ttl", "2,4",
+		"--json", "--csv", csvPath, "--plot", plotPath)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("shoal compare: %v\n%s", err, stderr.String())
+	}
+	t.Logf("stderr:\n%s", stderr.String())
+	var rows []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &rows); err != nil {
+		t.Fatalf("stdout is not a JSON array: %v\n%s", err, stdout.String())
+	}
+	want := []string{"dht 0", "flood 2", "flood 4", "walk 2", "walk 4"}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %v", len(rows), len(want), rows)
+	}
+	for i, r := range rows {
+		if got := fmt.Sprintf("%v %v", r["mode"], r["ttl"]); got != want[i] {
+			t.Errorf("row %d is %s, want %s", i, got, want[i])
+		}
+		for _, k := range []string{"nodes", "lookups", "success_rate", "messages_per_lookup", "messages_per_lookup_p95",
+			"nodes_reached", "hops_to_first_hit", "latency_ms_p50", "latency_ms_p95", "bytes_per_lookup",
+			"expected_messages", "expected_hops", "expected_success"} {
+			if _, ok := r[k].(float64); !ok {
+				t.Errorf("row %d: %s is %v", i, k, r[k])
+			}
+		}
+		if r["nodes"] != 20.0 || r["lookups"] != 10.0 || r["messages_per_lookup"].(float64) <= 0 {
+			t.Errorf("row %d: %v", i, r)
+		}
+	}
+	// Twenty nodes, the content on one: flooding four hops out finds it every time.
+	if s := rows[2]["success_rate"].(float64); s < 0.9 {
+		t.Errorf("flood TTL 4 among 20 nodes found the content %.0f%% of the time", 100*s)
+	}
+	data, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil || len(recs) != len(rows)+1 || recs[0][0] != "mode" {
+		t.Errorf("CSV: %v, %d records: %v", err, len(recs), recs)
+	}
+	f, err := os.Open(plotPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Errorf("chart: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "chart written to "+plotPath) {
+		t.Errorf("stderr does not say where the chart went")
 	}
 }
