@@ -192,6 +192,26 @@ func (c *pipeConn) Close() error {
 	return nil
 }
 
+// CloseWrite closes this end's writing half: the other end reads EOF once it has read what
+// was written, and this end can still read.
+func (c *pipeConn) CloseWrite() error {
+	h := c.out
+	h.mu.Lock()
+	if h.wclosed {
+		h.mu.Unlock()
+		return net.ErrClosed
+	}
+	h.wclosed = true
+	notify := h.notify
+	h.mu.Unlock()
+	signal(h.wake)
+	signal(h.space)
+	if notify != nil {
+		notify()
+	}
+	return nil
+}
+
 // Notify sets f to be called whenever this end may have become readable (Poller).
 func (c *pipeConn) Notify(f func()) {
 	c.in.mu.Lock()

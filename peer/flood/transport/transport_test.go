@@ -372,3 +372,43 @@ func TestMemoryPoller(t *testing.T) {
 		}
 	})
 }
+
+// TestMemoryCloseWrite: an end whose writing half is closed can still read; the other end
+// reads what was written, then EOF, and can still write.
+func TestMemoryCloseWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := transport.NewNetwork()
+		nw.SetDelay(time.Millisecond, 0)
+		a, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.2:1"))
+		b, _ := nw.Listen(netip.MustParseAddrPort("127.0.0.3:1"))
+		defer a.Close()
+		defer b.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := b.Accept()
+			accepted <- c
+		}()
+		c1, err := a.Dial(context.Background(), b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c1.Close()
+		c2 := <-accepted
+		defer c2.Close()
+		c1.Write([]byte("bye"))
+		if err := c1.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c1.Write([]byte("x")); err == nil {
+			t.Error("a write after CloseWrite succeeded")
+		}
+		if got, err := io.ReadAll(c2); err != nil || string(got) != "bye" {
+			t.Errorf("read %q, %v; want bye, then EOF", got, err)
+		}
+		c2.Write([]byte("ok"))
+		got := make([]byte, 2)
+		if _, err := io.ReadFull(c1, got); err != nil || string(got) != "ok" {
+			t.Errorf("the half-closed end read %q, %v", got, err)
+		}
+	})
+}
