@@ -545,8 +545,10 @@ func (n *Node) closeOut(l *link) {
 	}
 }
 
-// write writes l's queued frames until the outbox is empty (then it ends, or closes the
-// link if it is closing) or a write fails (what is left is lost). A metered frame is counted
+// write writes l's queued frames until the outbox is empty (then it ends, or, if the link is
+// closing, closes its writing half) or a write fails (what is left is lost). Closing only
+// the writing half lets the link's reader go on to the end of what the other side sent
+// (it sees the Bye, or EOF, and closes too), so that no frame in flight is lost unseen. A metered frame is counted
 // as written before it is written, so that the Meter has counted it before its receiver can
 // take it out of flight; a failed write takes it back.
 func (n *Node) write(l *link) {
@@ -560,7 +562,7 @@ func (n *Node) write(l *link) {
 			closing := l.closing
 			l.mu.Unlock()
 			if closing {
-				l.c.Close()
+				closeWrite(l.c)
 			}
 			return
 		}
@@ -587,6 +589,14 @@ func (n *Node) write(l *link) {
 			n.stats.sent[t].Add(1)
 		}
 	}
+}
+
+// closeWrite closes c's writing half, or all of c if it has none to close alone.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		return
+	}
+	c.Close()
 }
 
 // lose drops what l's outbox holds, for good: the writer stopped, or none can start.

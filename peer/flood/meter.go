@@ -10,8 +10,8 @@ import (
 
 // Meter counts, across every node that shares it (Config.Meter), what an experiment on the
 // overlay measures: the query and hit frames written and their bytes, the nodes a query
-// reached, the query and hit frames still in flight, and the nodes that have at least Degree
-// neighbours. Background traffic (Hello, Ping, Pong, Bye) is not counted, so with lookups run
+// reached, the query and hit frames still in flight, the nodes that have at least Degree
+// neighbours, and how often a node gained or lost one. Background traffic (Hello, Ping, Pong, Bye) is not counted, so with lookups run
 // one at a time the difference of two Counts is what one lookup cost.
 //
 // A frame is in flight from the moment a node queues it on a link until the receiving node
@@ -24,7 +24,7 @@ import (
 // A Meter is safe for concurrent use.
 type Meter struct {
 	queries, hits, bytes, reached atomic.Int64
-	inflight, ready               atomic.Int64
+	inflight, ready, churn        atomic.Int64
 
 	mu      sync.Mutex
 	changed chan struct{} // closed (and replaced) when InFlight falls to 0 or Ready changes
@@ -61,6 +61,11 @@ func (m *Meter) InFlight() int64 { return m.inflight.Load() }
 
 // Ready is how many of the meter's nodes have at least Degree neighbours.
 func (m *Meter) Ready() int { return int(m.ready.Load()) }
+
+// Churn counts the times a node of the meter gained or lost a neighbour: when it stays the
+// same a while, and Ready is every node, the overlay has settled (dials and refusals under
+// way when the last node became ready are over).
+func (m *Meter) Churn() int64 { return m.churn.Load() }
 
 // WaitIdle waits until no query or hit frame is in flight, or ctx ends.
 func (m *Meter) WaitIdle(ctx context.Context) error {
@@ -136,6 +141,13 @@ func (m *Meter) written(t wire.Type, size int) {
 func (m *Meter) reach() {
 	if m != nil {
 		m.reached.Add(1)
+	}
+}
+
+// linked counts a neighbour gained or lost.
+func (m *Meter) linked() {
+	if m != nil {
+		m.churn.Add(1)
 	}
 }
 

@@ -114,6 +114,7 @@ func (n *Node) drop(l *link) {
 
 // counted publishes the number of neighbours, and whether the node has Degree of them.
 func (n *Node) counted() {
+	n.meter.linked()
 	k := n.s.nbrs.Len()
 	n.neighbours.Store(int64(k))
 	if ready := k >= n.cfg.Degree; ready != n.s.ready {
