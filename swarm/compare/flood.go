@@ -44,6 +44,11 @@ const (
 	overlaySimIdle = 10 * time.Minute
 	// overlayLookupTimeout bounds how long a lookup's flood may take to die out.
 	overlayLookupTimeout = 5 * time.Minute
+	// overlayQuiet is how long the overlay must go without a link made or lost, every node
+	// with Degree neighbours, to count as settled: a dialer counts a link before the other
+	// side may refuse it, and dials under way when the last node became ready may still
+	// land. Both take a round trip or two; nodes short of neighbours dial every 500 ms.
+	overlayQuiet = 2 * time.Second
 )
 
 // overlayNet is a network of flood overlay nodes (peer/flood), on loopback TCP or on an
@@ -54,6 +59,7 @@ type overlayNet struct {
 	walkers int                // 0: flooding
 	sim     *transport.Network // nil on loopback
 	log     *slog.Logger
+	degree  float64 // mean, once settled
 }
 
 // overlayIP is node i's address on loopback: 127.0.0.2, ... 127.0.0.254, 127.0.1.1, ... (no
@@ -102,7 +108,7 @@ func buildOverlay(ctx context.Context, b build, walkers int) (_ network, err err
 	started := time.Since(began)
 	wait, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(b.n)*5*time.Millisecond)
 	defer cancel()
-	if err := o.meter.WaitReady(wait, b.n); err != nil {
+	if err := o.settle(wait, b.n); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -116,12 +122,32 @@ func buildOverlay(ctx context.Context, b build, walkers int) (_ network, err err
 	for _, nd := range o.nodes {
 		links += nd.Neighbours()
 	}
+	o.degree = float64(links) / float64(b.n)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.log.Info("overlay settled", "started", started.Round(time.Millisecond), "settled", time.Since(began).Round(time.Millisecond),
 		"links", links/2, "mean_degree", fmt.Sprintf("%.2f", float64(links)/float64(b.n)),
 		"goroutines", runtime.NumGoroutine(), "heap_mib", ms.HeapAlloc>>20, "stack_mib", ms.StackInuse>>20, "sys_mib", ms.Sys>>20)
 	return o, nil
+}
+
+// settle waits until all n nodes have Degree neighbours and no link has been made or lost
+// for overlayQuiet.
+func (o *overlayNet) settle(ctx context.Context, n int) error {
+	for {
+		if err := o.meter.WaitReady(ctx, n); err != nil {
+			return err
+		}
+		churn := o.meter.Churn()
+		select {
+		case <-time.After(overlayQuiet):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if o.meter.Churn() == churn && o.meter.Ready() == n {
+			return nil
+		}
+	}
 }
 
 // start starts node i, joining through boot.
@@ -152,6 +178,9 @@ func (o *overlayNet) start(i int, boot []netip.AddrPort, b build) error {
 	o.nodes = append(o.nodes, nd)
 	return nil
 }
+
+// MeanDegree is the overlay's mean degree once it settled: its nodes keep D..2D links.
+func (o *overlayNet) MeanDegree() float64 { return o.degree }
 
 // Place makes the holders answer queries for ih.
 func (o *overlayNet) Place(ctx context.Context, ih metainfo.Hash, holders []int) error {

@@ -106,8 +106,8 @@ func buildTestOverlay(t *testing.T, n int, sim bool, latency time.Duration, walk
 // network, where every link has the same delay and each node's first copy comes along a
 // shortest path, TTL 2, 3 and 7 cost exactly what the graph says; TTL 7 then reaches every
 // node for the saturation count. Over TCP, where a first copy may come the long way round,
-// TTL 7 reaches nearly every node for nearly the saturation count. Both find content held by
-// 1% of the nodes (nearly) every time.
+// TTL 7 reaches nearly every node for nearly the saturation count, on average. Both find
+// content held by 1% of the nodes (nearly) every time.
 func TestFlood(t *testing.T) {
 	const n = 200
 	for _, sim := range []bool{false, true} {
@@ -161,7 +161,7 @@ func TestFlood(t *testing.T) {
 					}
 				}
 			}
-			found := 0
+			found, copies, reachedAll := 0, int64(0), 0
 			const lookups = 20
 			for range lookups {
 				from := origin()
@@ -186,18 +186,27 @@ func TestFlood(t *testing.T) {
 						t.Errorf("TTL 7 from %d: %d query copies reaching %d nodes; the graph says %d reaching %d (saturation %d)",
 							from, got.Queries, res.NodesReached, queries, reached, saturation)
 					}
-				} else if float64(got.Queries) < 0.75*float64(saturation) || float64(res.NodesReached) < 0.97*float64(n-1) {
+				} else if float64(res.NodesReached) < 0.9*float64(n-1) {
 					// Over TCP a node's first copy may come along a longer path, with too
-					// little TTL left to go on: fewer copies, a node or two missed.
-					t.Errorf("TTL 7 from %d: %d query copies reaching %d nodes; want near the saturation count %d, and near all %d nodes",
-						from, got.Queries, res.NodesReached, saturation, n-1)
+					// little TTL left to go on: fewer copies, a node or two missed (more
+					// on a busy machine, where goroutines run in no particular order).
+					t.Errorf("TTL 7 from %d: %d query copies reaching %d nodes; want near all %d nodes",
+						from, got.Queries, res.NodesReached, n-1)
 				}
+				copies += got.Queries
+				reachedAll += res.NodesReached
 				if res.Messages != got.Messages() || got.Hits < 1 && res.Found {
 					t.Errorf("TTL 7 from %d: %+v, counted %+v", from, res, got)
 				}
 			}
 			if found < lookups-1 || sim && found != lookups {
 				t.Errorf("TTL 7 found the content %d times in %d", found, lookups)
+			}
+			meanCopies, meanReached := float64(copies)/lookups, float64(reachedAll)/lookups
+			t.Logf("TTL 7: %.0f query copies, %.1f nodes reached per lookup", meanCopies, meanReached)
+			if meanCopies < 0.75*float64(saturation) || meanReached < 0.97*float64(n-1) {
+				t.Errorf("TTL 7: %.0f query copies reaching %.1f nodes per lookup; want near the saturation count %d and all %d nodes",
+					meanCopies, meanReached, saturation, n-1)
 			}
 		})
 	}
