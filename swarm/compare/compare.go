@@ -71,6 +71,7 @@ type Row struct {
 	TTL         int     `json:"ttl"` // 0 for the DHT
 	Sim         bool    `json:"sim"`
 	Degree      int     `json:"degree"`
+	MeanDegree  float64 `json:"mean_degree,omitempty"` // measured: the overlay keeps D..2D links; the flood's expectation is taken at it
 	Replication float64 `json:"replication"`
 	Holders     int     `json:"holders"`
 
@@ -112,6 +113,10 @@ type network interface {
 	// Close stops every node and waits for them.
 	Close() error
 }
+
+// meanDegree is a network whose nodes keep more links than Config.Degree (the overlay keeps
+// D..2D): the expectations are taken at its mean degree.
+type meanDegree interface{ MeanDegree() float64 }
 
 // builders start a network of a mode: b.n nodes, real or simulated.
 var builders = map[string]func(ctx context.Context, b build) (network, error){}
@@ -263,7 +268,12 @@ func runCell(ctx context.Context, cfg Config, mode string, n int, emit func(Row)
 		if mode == "dht" {
 			row.Degree = 0
 		}
-		e := Expect(mode, n, ttl, cfg.Degree, cfg.Walkers, holders)
+		degree := float64(cfg.Degree)
+		if m, ok := net.(meanDegree); ok {
+			degree = m.MeanDegree()
+			row.MeanDegree = degree
+		}
+		e := expect(mode, n, ttl, degree, cfg.Walkers, holders)
 		row.ExpectedMessages, row.ExpectedHops, row.ExpectedSuccess = e.Messages, e.Hops, e.Success
 		rows = append(rows, row)
 		if emit != nil {
@@ -345,22 +355,27 @@ const (
 //   - flood: at most d((d-1)^t-1)/(d-2) query copies for TTL t and degree d (a tree: each
 //     copy reaches a new node), and never more than the n(d-1)+1 of a saturated network;
 //     success is 1-(1-h/n)^reached, and the first hit comes at the first hop whose reach
-//     covers n/h nodes.
+//     covers n/h nodes. A measured row takes d at the overlay's mean degree (Row.MeanDegree).
 //   - walk: w walkers of t steps each send w·t messages at most and visit as many nodes;
 //     success 1-(1-h/n)^(w·t); the first hit after about (n/h)/w steps.
 func Expect(mode string, n, ttl, degree, walkers, holders int) Expectation {
-	N, d, h := float64(n), float64(degree), float64(holders)
+	return expect(mode, n, ttl, float64(degree), walkers, holders)
+}
+
+// expect is Expect at a mean degree d.
+func expect(mode string, n, ttl int, d float64, walkers, holders int) Expectation {
+	N, h := float64(n), float64(holders)
 	r := h / N
 	switch mode {
 	case "dht":
 		hops := math.Max(1, math.Log2(N))
 		return Expectation{Messages: 2 * (kademliaK + kademliaAlpha*(math.Ceil(hops)-1)), Hops: hops, Success: 1}
 	case "flood":
-		copies := math.Min(FloodBound(degree, ttl), N*(d-1)+1)
-		reached := math.Min(N-1, FloodBound(degree, ttl))
+		copies := math.Min(floodBound(d, ttl), N*(d-1)+1)
+		reached := math.Min(N-1, floodBound(d, ttl))
 		hop := float64(ttl)
 		for t := 1; t <= ttl; t++ {
-			if FloodBound(degree, t) >= 1/r {
+			if floodBound(d, t) >= 1/r {
 				hop = float64(t)
 				break
 			}
@@ -375,7 +390,8 @@ func Expect(mode string, n, ttl, degree, walkers, holders int) Expectation {
 
 // FloodBound is d((d-1)^t-1)/(d-2): the query copies a flood of TTL t sends on a d-regular
 // graph with no cycles within t hops, the most it can send.
-func FloodBound(d, t int) float64 {
-	D := float64(d)
-	return D * (math.Pow(D-1, float64(t)) - 1) / (D - 2)
+func FloodBound(d, t int) float64 { return floodBound(float64(d), t) }
+
+func floodBound(d float64, t int) float64 {
+	return d * (math.Pow(d-1, float64(t)) - 1) / (d - 2)
 }
