@@ -117,7 +117,7 @@ func WritePlot(w io.Writer, format string, rows []Row) error {
 
 	var ymin, ymax = math.Inf(1), math.Inf(-1)
 	for i, s := range all {
-		c := plotutil.Color(i)
+		c, shape := style(all, i)
 		var measured, theory, won, wonTheory plotter.XYs
 		for _, r := range s.rows {
 			n := float64(r.Nodes)
@@ -134,7 +134,7 @@ func WritePlot(w io.Writer, format string, rows []Row) error {
 		}
 		solid := draw.LineStyle{Color: c, Width: vg.Points(2)}
 		dashed := draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(6), vg.Points(4)}}
-		glyph := draw.GlyphStyle{Color: c, Radius: vg.Points(3.5), Shape: plotutil.Shape(i)}
+		glyph := draw.GlyphStyle{Color: c, Radius: vg.Points(3.5), Shape: shape}
 		inLegend := false
 		for _, p := range []struct {
 			on           *plot.Plot
@@ -205,6 +205,42 @@ func WritePlot(w io.Writer, format string, rows []Row) error {
 
 	_, err = c.WriteTo(w)
 	return err
+}
+
+// Each mode has its hue, and its TTLs go from light to dark: the DHT red, flooding blue,
+// walks green.
+var hues = map[string][2]color.RGBA{
+	"dht":   {{0xd6, 0x27, 0x28, 0xff}, {0xd6, 0x27, 0x28, 0xff}},
+	"flood": {{0x6b, 0xae, 0xd6, 0xff}, {0x08, 0x30, 0x6b, 0xff}},
+	"walk":  {{0x74, 0xc4, 0x76, 0xff}, {0x00, 0x44, 0x1b, 0xff}},
+}
+
+// style is the colour and point shape of series i: its mode's hue, darker for a larger TTL,
+// and a shape for each TTL of the mode.
+func style(all []series, i int) (color.Color, draw.GlyphDrawer) {
+	s := all[i]
+	rank, count := 0, 0
+	for j, o := range all {
+		if o.mode == s.mode {
+			if j < i {
+				rank++
+			}
+			count++
+		}
+	}
+	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{}, draw.RingGlyph{},
+		draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}
+	hue, ok := hues[s.mode]
+	if !ok {
+		return plotutil.Color(i), shapes[rank%len(shapes)]
+	}
+	f := 0.0
+	if count > 1 {
+		f = float64(rank) / float64(count-1)
+	}
+	mix := func(a, b uint8) uint8 { return uint8(math.Round(float64(a) + f*(float64(b)-float64(a)))) }
+	light, dark := hue[0], hue[1]
+	return color.RGBA{mix(light.R, dark.R), mix(light.G, dark.G), mix(light.B, dark.B), 0xff}, shapes[rank%len(shapes)]
 }
 
 // chartTitle says what was compared and how.
