@@ -250,8 +250,18 @@ func chartTitle(rows []Row) string {
 	if r.Sim {
 		net = "simulated network"
 	}
-	return fmt.Sprintf("shoal compare: DHT lookups vs flooding and random walks (content on %s of nodes, overlay degree %d..%d, %s)",
-		share(r.Replication), degreeOf(rows), 2*degreeOf(rows), net)
+	var sum, n float64
+	for _, r := range rows {
+		if r.MeanDegree > 0 {
+			sum, n = sum+r.MeanDegree, n+1
+		}
+	}
+	mean := ""
+	if n > 0 {
+		mean = fmt.Sprintf(", mean %.1f", sum/n)
+	}
+	return fmt.Sprintf("shoal compare: DHT lookups vs flooding and random walks (content on %s of nodes, overlay degree %d..%d%s, %s)",
+		share(r.Replication), degreeOf(rows), 2*degreeOf(rows), mean, net)
 }
 
 func share(r float64) string {

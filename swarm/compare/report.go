@@ -12,17 +12,21 @@ import (
 )
 
 // WriteTable writes rows as an aligned text table for a person: each measurement with
-// what theory expects of it beside it in brackets.
+// what theory expects of it beside it in brackets. The degree column is the overlay's mean
+// degree, at which the theory of flooding is taken.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "mode\tnodes\tttl\tnet\tholders\tsuccess (theory)\tmsgs/lookup\tp95\t(theory)\treached\thops (theory)\tlatency p50\tp95 ms\tbytes/lookup")
+	fmt.Fprintln(tw, "mode\tnodes\tttl\tdegree\tholders\tsuccess (theory)\tmsgs/lookup\tp95\t(theory)\treached\thops (theory)\tlatency p50\tp95 ms\tbytes/lookup")
 	for _, r := range rows {
-		ttl, net := "-", "loopback"
+		ttl, degree := "-", "-"
 		if r.TTL > 0 {
 			ttl = strconv.Itoa(r.TTL)
 		}
-		if r.Sim {
-			net = "sim"
+		switch {
+		case r.MeanDegree > 0:
+			degree = fmt.Sprintf("%.1f", r.MeanDegree)
+		case r.Degree > 0:
+			degree = strconv.Itoa(r.Degree)
 		}
 		hops, p50, p95 := "-", "-", "-"
 		if r.SuccessRate > 0 {
@@ -30,7 +34,7 @@ func WriteTable(w io.Writer, rows []Row) error {
 			p50, p95 = fmt.Sprintf("%.1f", r.LatencyMsP50), fmt.Sprintf("%.1f", r.LatencyMsP95)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.2f (%.2f)\t%s\t%.0f\t(%.0f)\t%s\t%s (%.1f)\t%s\t%s\t%s\n",
-			r.Mode, r.Nodes, ttl, net, r.Holders,
+			r.Mode, r.Nodes, ttl, degree, r.Holders,
 			r.SuccessRate, r.ExpectedSuccess,
 			count(r.MessagesPerLookup), r.MessagesPerLookupP95, r.ExpectedMessages,
 			count(r.NodesReached), hops, r.ExpectedHops,

@@ -147,6 +147,7 @@ func TestWriteCSV(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	rows := handRows()
 	rows[0].SuccessRate = 0 // a row that found nothing has no hops or latency
+	rows[3].MeanDegree = 6.27
 	var buf bytes.Buffer
 	if err := compare.WriteTable(&buf, rows); err != nil {
 		t.Fatal(err)
@@ -161,14 +162,14 @@ func TestWriteTable(t *testing.T) {
 		}
 	}
 	f := strings.Fields(lines[0+1])
-	if f[0] != "dht" || f[1] != "100" || f[2] != "-" || f[3] != "loopback" {
+	if f[0] != "dht" || f[1] != "100" || f[2] != "-" || f[3] != "-" {
 		t.Errorf("first row %q", lines[1])
 	}
 	if !strings.Contains(lines[1], "0.00 (1.00)") || strings.Count(lines[1], " - ") < 3 {
 		t.Errorf("a row that found nothing should show 0.00 (1.00) and no hops or latency: %q", lines[1])
 	}
 	flood := strings.Fields(lines[4]) // flood, 100 nodes, TTL 7
-	if flood[0] != "flood" || flood[2] != "7" {
+	if flood[0] != "flood" || flood[2] != "7" || flood[3] != "6.3" {
 		t.Fatalf("row 4 %q", lines[4])
 	}
 	want := strconv.FormatFloat(rows[3].ExpectedMessages, 'f', 0, 64)
