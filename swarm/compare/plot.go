@@ -43,7 +43,7 @@ func PlotFormat(path string) (string, error) {
 const (
 	plotWidth   = 11 * vg.Inch
 	plotHeight  = 5 * vg.Inch
-	titleHeight = 0.6 * vg.Inch
+	titleHeight = 0.8 * vg.Inch
 	legendWidth = 1.9 * vg.Inch
 )
 
@@ -195,7 +195,11 @@ func WritePlot(w io.Writer, format string, rows []Row) error {
 	dc.FillPolygon(color.White, []vg.Point{dc.Min, {X: dc.Min.X, Y: dc.Max.Y}, dc.Max, {X: dc.Max.X, Y: dc.Min.Y}})
 	title := text.Style{Color: color.Black, Font: font.From(plot.DefaultFont, 15), XAlign: draw.XCenter,
 		YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
-	dc.FillText(title, vg.Point{X: (dc.Min.X + dc.Max.X) / 2, Y: dc.Max.Y - vg.Points(8)}, chartTitle(rows))
+	mid := (dc.Min.X + dc.Max.X) / 2
+	dc.FillText(title, vg.Point{X: mid, Y: dc.Max.Y - vg.Points(8)}, "shoal compare: the cost of a search, DHT lookups vs flooding and random walks")
+	sub := title
+	sub.Font = font.From(plot.DefaultFont, 11)
+	dc.FillText(sub, vg.Point{X: mid, Y: dc.Max.Y - vg.Points(30)}, chartSubtitle(rows))
 
 	panels := draw.Crop(dc, 0, -legendWidth, 0, -titleHeight)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Points(24), PadLeft: vg.Points(8), PadBottom: vg.Points(8), PadRight: vg.Points(8)}
@@ -243,8 +247,8 @@ func style(all []series, i int) (color.Color, draw.GlyphDrawer) {
 	return color.RGBA{mix(light.R, dark.R), mix(light.G, dark.G), mix(light.B, dark.B), 0xff}, shapes[rank%len(shapes)]
 }
 
-// chartTitle says what was compared and how.
-func chartTitle(rows []Row) string {
+// chartSubtitle says how the search was measured.
+func chartSubtitle(rows []Row) string {
 	r := rows[0]
 	net := "loopback sockets"
 	if r.Sim {
@@ -260,8 +264,8 @@ func chartTitle(rows []Row) string {
 	if n > 0 {
 		mean = fmt.Sprintf(", mean %.1f", sum/n)
 	}
-	return fmt.Sprintf("shoal compare: DHT lookups vs flooding and random walks (content on %s of nodes, overlay degree %d..%d%s, %s)",
-		share(r.Replication), degreeOf(rows), 2*degreeOf(rows), mean, net)
+	return fmt.Sprintf("content on %s of the nodes, %d lookups a point, overlay degree %d..%d%s, %s",
+		share(r.Replication), r.Lookups, degreeOf(rows), 2*degreeOf(rows), mean, net)
 }
 
 func share(r float64) string {
