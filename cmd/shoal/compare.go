@@ -179,7 +179,7 @@ func runCompare(ctx context.Context, cmd *cli.Command, cfg compare.Config) error
 	rows, err := compare.Run(ctx, cfg, prog.row)
 	prog.finish()
 	if ctx.Err() != nil && err != nil {
-		err = fmt.Errorf("compare: interrupted after %d rows", len(rows))
+		err = compareInterrupted{len(rows)}
 	}
 	if len(rows) == 0 {
 		return err
@@ -211,6 +211,14 @@ func runCompare(ctx context.Context, cmd *cli.Command, cfg compare.Config) error
 	}
 	return errors.Join(err, outErr)
 }
+
+// compareInterrupted: Ctrl-C stopped the run before every row was measured (exit status 130).
+type compareInterrupted struct{ rows int }
+
+func (e compareInterrupted) Error() string {
+	return fmt.Sprintf("compare: interrupted after %d rows", e.rows)
+}
+func (compareInterrupted) Unwrap() error { return errInterrupted }
 
 func joinInts(xs []int) string {
 	s := make([]string, len(xs))

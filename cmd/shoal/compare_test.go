@@ -1,16 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -133,5 +136,69 @@ func TestCompareRun(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "chart written to "+plotPath) {
 		t.Errorf("stderr does not say where the chart went")
+	}
+}
+
+// Ctrl-C while a network is being built stops the run at once with status 130, after the
+// table of the rows measured so far.
+func TestCompareInterrupt(t *testing.T) {
+	cmd := exec.Command(shoalBin(t), "compare", "--nodes", "20,1000", "--modes", "dht", "--lookups", "5")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		for range lines {
+		}
+	})
+	deadline := time.After(60 * time.Second)
+	var log []string
+	var sent time.Time
+	for signalled := false; ; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				err := <-exited
+				var ee *exec.ExitError
+				if !signalled || !errors.As(err, &ee) || ee.ExitCode() != 130 {
+					t.Fatalf("shoal compare ended with %v (signalled: %v); stderr:\n%s", err, signalled, strings.Join(log, "\n"))
+				}
+				if !strings.Contains(log[len(log)-1], "interrupted after 1 rows") {
+					t.Errorf("last line %q", log[len(log)-1])
+				}
+				if rows := strings.Split(strings.TrimSpace(stdout.String()), "\n"); len(rows) != 3 || !strings.HasPrefix(rows[2], "dht ") {
+					t.Errorf("stdout %q, want the caption, the header and the 20-node row", stdout.String())
+				}
+				t.Logf("stopped %v after the signal", time.Since(sent).Round(time.Millisecond))
+				return
+			}
+			log = append(log, l)
+			// The 20-node row is done and the 1,000 nodes are being started: interrupt.
+			if strings.HasPrefix(l, "dht, 20 nodes: found") {
+				if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+				signalled, sent = true, time.Now()
+				deadline = time.After(20 * time.Second)
+			}
+		case <-deadline:
+			t.Fatalf("no end in time (signalled: %v); stderr:\n%s", signalled, strings.Join(log, "\n"))
+		}
 	}
 }
