@@ -180,7 +180,8 @@ func want(wants []krpc.Want, from netip.AddrPort, v4 bool) bool {
 }
 
 // closest puts in r the k good nodes of the routing table closest to target, of the families
-// the querier wants, the querier itself left out.
+// the querier wants, the querier itself left out. (A Manual node, which refreshes nothing by
+// itself, counts every node that ever answered it as good.)
 func (n *Node) closest(r *krpc.Return, target krpc.ID, wants []krpc.Want, from netip.AddrPort) {
 	now := time.Now()
 	nodes := n.s.Nodes()
@@ -191,7 +192,7 @@ func (n *Node) closest(r *krpc.Return, target krpc.ID, wants []krpc.Want, from n
 			continue
 		}
 		ap := netip.AddrPortFrom(ip.Unmap(), uint16(ni.Addr.Port))
-		if ap == from || !n.conn.good(ap, now) {
+		if ap == from || !n.conn.good(ap, now, n.cfg.Manual) {
 			continue
 		}
 		ni.Addr.FromAddrPort(ap)

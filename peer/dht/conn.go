@@ -21,10 +21,11 @@ type countingConn struct {
 
 	mu    sync.Mutex
 	heard map[netip.AddrPort]time.Time // when each node last replied to us
+	keep  bool                         // never forget a node that replied (Config.Manual)
 }
 
-func newCountingConn(pc net.PacketConn, m *Meter) *countingConn {
-	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m, heard: make(map[netip.AddrPort]time.Time)}
+func newCountingConn(pc net.PacketConn, m *Meter, keep bool) *countingConn {
+	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m, heard: make(map[netip.AddrPort]time.Time), keep: keep}
 }
 
 func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -79,7 +80,7 @@ func (c *countingConn) replied(ap netip.AddrPort) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.heard) >= maxOpen {
+	if len(c.heard) >= maxOpen && !c.keep {
 		for k, at := range c.heard {
 			if now.Sub(at) > goodFor {
 				delete(c.heard, k)
@@ -89,13 +90,13 @@ func (c *countingConn) replied(ap netip.AddrPort) {
 	c.heard[ap] = now
 }
 
-// good says ap replied to a query of ours in the last 15 minutes: a good node, in BEP 5's
-// words, one to hand out to others.
-func (c *countingConn) good(ap netip.AddrPort, now time.Time) bool {
+// good says ap replied to a query of ours in the last 15 minutes (or ever, when forever is
+// set): a good node, in BEP 5's words, one to hand out to others.
+func (c *countingConn) good(ap netip.AddrPort, now time.Time, forever bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	at, ok := c.heard[ap]
-	return ok && now.Sub(at) < goodFor
+	return ok && (forever || now.Sub(at) < goodFor)
 }
 
 func (c *countingConn) Close() error {

@@ -67,10 +67,12 @@ type Config struct {
 	Conn net.PacketConn
 	// ID is the node's id; zero picks a random one.
 	ID [20]byte
-	// Manual leaves joining to the caller: the node neither bootstraps by itself (call
-	// Bootstrap) nor refreshes its table every 15 minutes, nor saves it every minute (it
-	// still does on Close). It still pings the nodes that query it, so that they can be
-	// handed out.
+	// Manual leaves joining to the caller, for a network that does not change: the node
+	// neither bootstraps by itself (call Bootstrap) nor refreshes its table every 15 minutes,
+	// nor saves it every minute (it still does on Close), and it hands out every node that
+	// ever answered it, not only those that did in the last 15 minutes (BEP 5's good nodes:
+	// nothing would refresh them). It still pings the nodes that query it, so that they can
+	// be handed out.
 	Manual bool
 	// Meter, when set, counts the node's get_peers traffic together with that of every node
 	// given the same Meter; nil gives the node a Meter of its own.
@@ -169,7 +171,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("dht: both a listen address and a socket given")
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter), meter: cfg.Meter, want: wantFor(pc),
+		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter, cfg.Manual), meter: cfg.Meter, want: wantFor(pc),
 		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
 		contacts: make(chan net.Addr, 256), queries: make(chan *query, queueLen),
 		self: make(map[netip.AddrPort]struct{}), tokens: newTokens(),

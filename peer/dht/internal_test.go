@@ -3,9 +3,12 @@ package dht
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/shoalp2p/shoal/swarm/simnet"
 )
 
 func TestKRPCHead(t *testing.T) {
@@ -70,5 +73,27 @@ func TestIDInBucket(t *testing.T) {
 	}
 	if got := sharedBits(own, own); got != 159 {
 		t.Errorf("an id shares %d bits with itself, want the 159 cap", got)
+	}
+}
+
+// TestGood: a node that answered is good for 15 minutes (BEP 5), or for good on a Manual
+// node, which refreshes nothing.
+func TestGood(t *testing.T) {
+	sn := simnet.New(simnet.Config{})
+	defer sn.Close()
+	pc, err := sn.Listen(netip.MustParseAddrPort("127.0.5.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := newCountingConn(pc, NewMeter(), false)
+	ap := netip.MustParseAddrPort("127.0.5.2:1")
+	now := time.Now()
+	if c.good(ap, now, false) {
+		t.Error("a node never heard from is good")
+	}
+	c.replied(ap)
+	if !c.good(ap, now.Add(14*time.Minute), false) || c.good(ap, now.Add(16*time.Minute), false) || !c.good(ap, now.Add(16*time.Minute), true) {
+		t.Error("good for 15 minutes, or forever")
 	}
 }

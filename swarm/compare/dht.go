@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -33,6 +34,9 @@ const (
 	dhtTimeout = 2 * time.Second
 	// dhtTries is how many times a node tries to join before the build fails.
 	dhtTries = 3
+	// dhtBoot is how many nodes a joining node is given to join through (so that no node
+	// is asked by every newcomer).
+	dhtBoot = 3
 )
 
 // dhtNet is a network of DHT nodes: mainline DHT servers (anacrolix/dht through peer/dht),
@@ -55,11 +59,12 @@ func nodeIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, byte(hi >> 8), byte(hi), byte(i%254 + 1)})
 }
 
-// buildDHT starts b.n nodes, each on its own address, and joins them: node i joins through
-// node 0 with the protocol's bootstrap (Kademlia's join: a lookup of its own id, then of an
-// id in each bucket farther than its closest neighbour) as soon as it starts, dhtWorkers at
-// a time. A simulated network is built with no latency, which is switched on once the
-// network is complete.
+// buildDHT starts b.n nodes, each on its own address, and joins them: node i joins with the
+// protocol's bootstrap (Kademlia's join: a lookup of its own id, then of an id in each
+// bucket farther than its closest neighbour) through dhtBoot nodes that have joined already,
+// picked at random (node 0 at first), as soon as it starts, dhtWorkers at a time. A
+// simulated network is built with no latency, which is switched on once the network is
+// complete.
 func buildDHT(ctx context.Context, b build) (_ network, err error) {
 	d := &dhtNet{meter: dht.NewMeter(), timeout: dhtTimeout, log: b.log, holders: make(map[netip.AddrPort]bool)}
 	if b.cfg.Sim {
@@ -82,11 +87,21 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 	if d.nodes[0], err = d.start(ids[0], nodeIP(0), nil); err != nil {
 		return nil, err
 	}
-	boot := []string{d.nodes[0].Addr().String()}
+	var mu sync.Mutex
+	joined := []string{d.nodes[0].Addr().String()}
+	pick := rand.New(rand.NewPCG(b.rng.Uint64(), b.rng.Uint64()))
 	var done atomic.Int64
 	done.Store(1)
 	err = parallel(ctx, b.n-1, func(ctx context.Context, j int) error {
 		i := j + 1
+		mu.Lock()
+		var boot []string
+		for range dhtBoot {
+			if a := joined[pick.IntN(len(joined))]; !slices.Contains(boot, a) {
+				boot = append(boot, a)
+			}
+		}
+		mu.Unlock()
 		nd, err := d.start(ids[i], nodeIP(i), boot)
 		if err != nil {
 			return err
@@ -102,6 +117,9 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 			}
 			d.log.Warn("DHT: a node could not join; trying again", "node", i, "err", err)
 		}
+		mu.Lock()
+		joined = append(joined, nd.Addr().String())
+		mu.Unlock()
 		b.progress(int(done.Add(1)))
 		return nil
 	})
