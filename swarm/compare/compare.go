@@ -354,10 +354,12 @@ const (
 //     messages each (a full traversal to the k closest); success 1 on a static network.
 //   - flood: at most d((d-1)^t-1)/(d-2) query copies for TTL t and degree d (a tree: each
 //     copy reaches a new node), and never more than the n(d-1)+1 of a saturated network;
-//     success is 1-(1-h/n)^reached, and the first hit comes at the first hop whose reach
-//     covers n/h nodes. A measured row takes d at the overlay's mean degree (Row.MeanDegree).
-//   - walk: w walkers of t steps each send w·t messages at most and visit as many nodes;
-//     success 1-(1-h/n)^(w·t); the first hit after about (n/h)/w steps.
+//     success is the chance that the nodes reached hold at least one of the h copies (see
+//     found), and the first hit comes at the first hop whose reach covers n/h nodes. A
+//     measured row takes d at the overlay's mean degree (Row.MeanDegree).
+//   - walk: w walkers of t steps each send w·t messages at most; their first step shares
+//     the origin's d neighbours, every later step is taken to reach a new node; success is
+//     found of that reach; the first hit after about (n/h)/w steps.
 func Expect(mode string, n, ttl, degree, walkers, holders int) Expectation {
 	return expect(mode, n, ttl, float64(degree), walkers, holders)
 }
@@ -380,12 +382,27 @@ func expect(mode string, n, ttl int, d float64, walkers, holders int) Expectatio
 				break
 			}
 		}
-		return Expectation{Messages: copies, Hops: hop, Success: 1 - math.Pow(1-r, reached)}
+		return Expectation{Messages: copies, Hops: hop, Success: found(n, holders, reached)}
 	case "walk":
-		steps := float64(walkers * ttl)
-		return Expectation{Messages: steps, Hops: math.Min(float64(ttl), math.Ceil(1/r/float64(walkers))), Success: 1 - math.Pow(1-r, math.Min(steps, N-1))}
+		w := float64(walkers)
+		steps := w * float64(ttl)
+		reached := math.Min(N-1, d*(1-math.Pow(1-1/d, w))+w*float64(ttl-1))
+		return Expectation{Messages: steps, Hops: math.Min(float64(ttl), math.Ceil(1/r/w)), Success: found(n, holders, reached)}
 	}
 	return Expectation{}
+}
+
+// found is the chance that a search reaching `reached` distinct nodes, out of the n-1 other
+// than its origin, meets at least one of the holders placed among them at random: one less
+// the hypergeometric chance of missing them all. Sampling without replacement matters at
+// small n: a flood that reaches every node finds the one holder for certain.
+func found(n, holders int, reached float64) float64 {
+	others := float64(n - 1)
+	miss := 1.0
+	for i := range holders {
+		miss *= math.Max(0, (others-reached-float64(i))/(others-float64(i)))
+	}
+	return 1 - miss
 }
 
 // FloodBound is d((d-1)^t-1)/(d-2): the query copies a flood of TTL t sends on a d-regular
