@@ -74,14 +74,11 @@ type Config struct {
 	Meter *Meter
 
 	// Knobs for simulations of many nodes in one process; a real node keeps the defaults.
-	// Maintain is how often the node dials for missing neighbours (default 500 ms; its pings
-	// go by IdleTimeout). Memory is how many query IDs it remembers, for dropping duplicates
-	// and for the reverse paths of hits (default 65,536 each; lookups run one at a time need
-	// a handful). Book is how many overlay addresses it keeps to dial and gossip (default
-	// 1,024).
-	Maintain time.Duration
-	Memory   int
-	Book     int
+	// Memory is how many query IDs it remembers, for dropping duplicates and for the reverse
+	// paths of hits (default 65,536 each; lookups run one at a time need a handful). Book is
+	// how many overlay addresses it keeps to dial and gossip (default 1,024).
+	Memory int
+	Book   int
 }
 
 // Defaults.
@@ -92,17 +89,20 @@ const (
 	defaultHandshake = 5 * time.Second
 	defaultIdle      = 30 * time.Second
 	defaultLookup    = time.Second
-	defaultMaintain  = 500 * time.Millisecond // dial more neighbours
-	defaultMemory    = 1 << 16                // query IDs remembered, and reverse paths
-	defaultBook      = 1024                   // overlay addresses known
+	defaultMemory    = 1 << 16 // query IDs remembered, and reverse paths
+	defaultBook      = 1024    // overlay addresses known
 )
 
 // Sizes and timing of the routing state.
 const (
-	seenTTL     = 2 * time.Minute
-	pathsTTL    = time.Minute
-	gossipAddrs = 8   // addresses per Pong
-	outQueue    = 256 // frames waiting for a link's writer; past it they are dropped
+	// maintainEvery is how often a node short of neighbours dials more; one that has Degree
+	// of them wakes only to ping them (every IdleTimeout/3), so that 100,000 simulated nodes
+	// at rest cost next to nothing.
+	maintainEvery = 500 * time.Millisecond
+	seenTTL       = 2 * time.Minute
+	pathsTTL      = time.Minute
+	gossipAddrs   = 8   // addresses per Pong
+	outQueue      = 256 // frames waiting for a link's writer; past it they are dropped
 	// eventQueue is how many frames the links may hand the run loop before their readers
 	// wait for it. Small: a reader waiting is back-pressure, and 100,000 nodes keep one each.
 	eventQueue = 16
@@ -150,6 +150,8 @@ type state struct {
 	lookups  map[[16]byte]*lookup
 	lastPing time.Time
 	ready    bool // counted in the Meter's Ready: at least Degree neighbours
+	tick     *time.Ticker
+	every    time.Duration // tick's period
 }
 
 // link is one connection, from accept or dial to close.
@@ -221,9 +223,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.LookupTimeout <= 0 {
 		cfg.LookupTimeout = defaultLookup
-	}
-	if cfg.Maintain <= 0 {
-		cfg.Maintain = defaultMaintain
 	}
 	if cfg.Memory <= 0 {
 		cfg.Memory = defaultMemory

@@ -20,8 +20,9 @@ const (
 // run is the node's event loop: the only goroutine that touches n.s.
 func (n *Node) run() {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.Maintain)
-	defer tick.Stop()
+	n.s.every = maintainEvery
+	n.s.tick = time.NewTicker(n.s.every)
+	defer n.s.tick.Stop()
 	n.maintain(time.Now())
 	for {
 		select {
@@ -34,7 +35,7 @@ func (n *Node) run() {
 			f()
 		case ev := <-n.events:
 			n.handle(ev)
-		case now := <-tick.C:
+		case now := <-n.s.tick.C:
 			n.maintain(now)
 		}
 	}
@@ -71,11 +72,26 @@ func (n *Node) maintain(now time.Time) {
 			s.lastPing = time.Time{}
 		}
 	}
-	if now.Sub(s.lastPing) >= n.cfg.IdleTimeout/3 {
+	if now.Sub(s.lastPing) >= n.cfg.IdleTimeout/3-maintainEvery {
 		s.lastPing = now
 		for _, l := range s.links {
 			n.send(l, wire.Ping{Nonce: s.rng.Uint64()})
 		}
+	}
+	n.pace()
+}
+
+// pace sets how often the run loop wakes: every maintainEvery while the node is short of
+// neighbours or dialing, else every IdleTimeout/3, to ping.
+func (n *Node) pace() {
+	s := &n.s
+	every := max(n.cfg.IdleTimeout/3, maintainEvery)
+	if s.nbrs.Len() < n.cfg.Degree || len(s.dialing) > 0 {
+		every = maintainEvery
+	}
+	if every != s.every && s.tick != nil {
+		s.every = every
+		s.tick.Reset(every)
 	}
 }
 
@@ -115,6 +131,7 @@ func (n *Node) drop(l *link) {
 // counted publishes the number of neighbours, and whether the node has Degree of them.
 func (n *Node) counted() {
 	n.meter.linked()
+	n.pace()
 	k := n.s.nbrs.Len()
 	n.neighbours.Store(int64(k))
 	if ready := k >= n.cfg.Degree; ready != n.s.ready {
