@@ -70,12 +70,17 @@ func overlayIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, byte(hi >> 8), byte(hi), byte(k%254 + 1)})
 }
 
-// buildOverlay starts b.n overlay nodes of degree cfg.Degree, each on its own address, each
-// joining through up to overlayJoin random earlier nodes (which, when full, answer with
-// addresses of others: links end up spread at random), and waits until every node has at
-// least Degree neighbours. walkers > 0 makes it a network for random walks. A simulated
-// network is built with no delay; cfg.Latency and cfg.Jitter are switched on once it has
-// settled.
+// buildOverlay starts b.n overlay nodes of degree cfg.Degree, each on its own address, and
+// waits until every node has at least Degree neighbours. walkers > 0 makes it a network for
+// random walks. A simulated network is built with no delay; cfg.Latency and cfg.Jitter are
+// switched on once it has settled.
+//
+// Every node listens first; then the nodes start, one after the other, each joining through
+// overlayJoin random others (a node not started yet takes the link once it starts; a full
+// one answers with addresses of others), so that the overlay forms all at once, as a swarm
+// that comes up together. Had each node joined only through earlier ones, each would dial
+// D links of its own when it joins, and with 2D the most a node takes, a large overlay would
+// fill up (mean degree near 2D) until the last nodes find no node with room for them.
 func buildOverlay(ctx context.Context, b build, walkers int) (_ network, err error) {
 	o := &overlayNet{meter: flood.NewMeter(), walkers: walkers, log: b.log}
 	if b.cfg.Sim {
@@ -89,19 +94,32 @@ func buildOverlay(ctx context.Context, b build, walkers int) (_ network, err err
 		}
 	}()
 	began := time.Now()
-	o.nodes = make([]*flood.Node, 0, b.n)
+	trs := make([]transport.Transport, 0, b.n)
+	defer func() {
+		for _, tr := range trs[len(o.nodes):] { // those no node took
+			tr.Close()
+		}
+	}()
 	for i := range b.n {
+		tr, err := o.listen(i)
+		if err != nil {
+			return nil, err
+		}
+		trs = append(trs, tr)
+	}
+	o.nodes = make([]*flood.Node, 0, b.n)
+	for i, tr := range trs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		var boot []netip.AddrPort
-		for len(boot) < min(i, overlayJoin) {
-			if a := o.nodes[b.rng.IntN(i)].Addr(); !slices.Contains(boot, a) {
-				boot = append(boot, a)
+		for len(boot) < min(b.n-1, overlayJoin) {
+			if j := b.rng.IntN(b.n); j != i && !slices.Contains(boot, trs[j].Addr()) {
+				boot = append(boot, trs[j].Addr())
 			}
 		}
-		if err := o.start(i, boot, b); err != nil {
-			return nil, err
+		if err := o.start(tr, boot, b); err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		b.progress(i + 1)
 	}
@@ -150,18 +168,16 @@ func (o *overlayNet) settle(ctx context.Context, n int) error {
 	}
 }
 
-// start starts node i, joining through boot.
-func (o *overlayNet) start(i int, boot []netip.AddrPort, b build) error {
-	var tr transport.Transport
-	var err error
+// listen opens node i's transport.
+func (o *overlayNet) listen(i int) (transport.Transport, error) {
 	if o.sim != nil {
-		tr, err = o.sim.Listen(netip.AddrPortFrom(overlayIP(i), overlayPort))
-	} else {
-		tr, err = transport.ListenTCP(netip.AddrPortFrom(overlayIP(i), 0).String())
+		return o.sim.Listen(netip.AddrPortFrom(overlayIP(i), overlayPort))
 	}
-	if err != nil {
-		return fmt.Errorf("node %d: %w", i, err)
-	}
+	return transport.ListenTCP(netip.AddrPortFrom(overlayIP(i), 0).String())
+}
+
+// start starts a node on tr, joining through boot; the node owns tr from then on.
+func (o *overlayNet) start(tr transport.Transport, boot []netip.AddrPort, b build) error {
 	cfg := flood.Config{
 		Transport: tr, Bootstrap: boot, Degree: b.cfg.Degree, Seed: b.rng.Uint64() | 1,
 		QueryRate: overlayQueryRate, Logger: b.log, Meter: o.meter,
@@ -172,8 +188,7 @@ func (o *overlayNet) start(i int, boot []netip.AddrPort, b build) error {
 	}
 	nd, err := flood.New(cfg)
 	if err != nil {
-		tr.Close()
-		return fmt.Errorf("node %d: %w", i, err)
+		return err
 	}
 	o.nodes = append(o.nodes, nd)
 	return nil
