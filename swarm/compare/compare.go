@@ -354,12 +354,12 @@ const (
 //     messages each (a full traversal to the k closest); success 1 on a static network.
 //   - flood: at most d((d-1)^t-1)/(d-2) query copies for TTL t and degree d (a tree: each
 //     copy reaches a new node), and never more than the n(d-1)+1 of a saturated network;
-//     success is the chance that the nodes reached hold at least one of the h copies (see
-//     found), and the first hit comes at the first hop whose reach covers n/h nodes. A
+//     the copies of the uncapped bound reach spread(n, bound) distinct nodes; success is the
+//     chance that the nodes reached hold at least one of the h copies (see found), and the first hit comes at the first hop whose reach covers n/h nodes. A
 //     measured row takes d at the overlay's mean degree (Row.MeanDegree).
 //   - walk: w walkers of t steps each send w·t messages at most; their first step shares
-//     the origin's d neighbours, every later step is taken to reach a new node; success is
-//     found of that reach; the first hit after about (n/h)/w steps.
+//     the origin's d neighbours, d(1-(1-1/d)^w) nodes, and every later step is one more
+//     copy: they reach spread(n, copies) nodes; success is found of that reach; the first hit after about (n/h)/w steps.
 func Expect(mode string, n, ttl, degree, walkers, holders int) Expectation {
 	return expect(mode, n, ttl, float64(degree), walkers, holders)
 }
@@ -374,7 +374,7 @@ func expect(mode string, n, ttl int, d float64, walkers, holders int) Expectatio
 		return Expectation{Messages: 2 * (kademliaK + kademliaAlpha*(math.Ceil(hops)-1)), Hops: hops, Success: 1}
 	case "flood":
 		copies := math.Min(floodBound(d, ttl), N*(d-1)+1)
-		reached := math.Min(N-1, floodBound(d, ttl))
+		reached := spread(n, floodBound(d, ttl))
 		hop := float64(ttl)
 		for t := 1; t <= ttl; t++ {
 			if floodBound(d, t) >= 1/r {
@@ -386,10 +386,18 @@ func expect(mode string, n, ttl int, d float64, walkers, holders int) Expectatio
 	case "walk":
 		w := float64(walkers)
 		steps := w * float64(ttl)
-		reached := math.Min(N-1, d*(1-math.Pow(1-1/d, w))+w*float64(ttl-1))
+		reached := spread(n, d*(1-math.Pow(1-1/d, w))+w*float64(ttl-1))
 		return Expectation{Messages: steps, Hops: math.Min(float64(ttl), math.Ceil(1/r/w)), Success: found(n, holders, reached)}
 	}
 	return Expectation{}
+}
+
+// spread is how many distinct nodes, of the n-1 other than the origin, m copies of a query
+// reach when each lands on a node as a random draw would: (n-1)(1-(1-1/(n-1))^m). Far below
+// n it is about m (a tree), and it tends to n-1 as m grows past it.
+func spread(n int, m float64) float64 {
+	others := float64(n - 1)
+	return others * (1 - math.Pow(1-1/others, m))
 }
 
 // found is the chance that a search reaching `reached` distinct nodes, out of the n-1 other

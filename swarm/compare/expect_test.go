@@ -26,15 +26,18 @@ func TestExpect(t *testing.T) {
 	near("flood 100/7 success", e.Success, 1)
 	near("flood 100/7 messages", e.Messages, 100*3+1)
 
-	// TTL 1 reaches the 4 neighbours: one holder among the 99 others is met with chance 4/99.
-	near("flood 100/1 success", compare.Expect("flood", 100, 1, 4, 16, 1).Success, 4.0/99)
-	// Two holders: 1 - (95/99)(94/98).
-	near("flood 100/1 two holders", compare.Expect("flood", 100, 1, 4, 16, 2).Success, 1-95.0/99*94.0/98)
+	// TTL 1 sends 4 copies, which land on 99(1-(98/99)^4) distinct nodes of the 99 others;
+	// one holder among them is met with that share.
+	reach := 99 * (1 - math.Pow(98.0/99, 4))
+	near("flood 100/1 success", compare.Expect("flood", 100, 1, 4, 16, 1).Success, reach/99)
+	// Two holders: 1 - (99-reach)/99 · (98-reach)/98.
+	near("flood 100/1 two holders", compare.Expect("flood", 100, 1, 4, 16, 2).Success, 1-(99-reach)/99*(98-reach)/98)
 
-	// 16 walkers of 1 step share the origin's 4 neighbours: they reach 4(1-(3/4)^16) nodes.
+	// 16 walkers of 1 step share the origin's 4 neighbours: 4(1-(3/4)^16) copies.
 	w := compare.Expect("walk", 1000, 1, 4, 16, 1)
+	m := 4 * (1 - math.Pow(0.75, 16))
 	near("walk 1 step messages", w.Messages, 16)
-	near("walk 1 step success", w.Success, 4*(1-math.Pow(0.75, 16))/999)
+	near("walk 1 step success", w.Success, 999*(1-math.Pow(998.0/999, m))/999)
 
 	// Kademlia: log2(n) hops, k + α(⌈hops⌉-1) RPCs of two messages each, with k=8, α=3.
 	d := compare.Expect("dht", 1024, 0, 0, 0, 10)
