@@ -2,6 +2,7 @@ package flood
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shoalp2p/shoal/peer/flood/route"
@@ -41,8 +42,9 @@ func (n *Node) run() {
 	}
 }
 
-// maintain dials more neighbours while there are fewer than Degree, and pings neighbours
-// (at once when it has no address left to dial: their Pongs bring more).
+// maintain dials more neighbours while there are fewer than Degree (from the book, else the
+// bootstrap nodes), and pings neighbours (at once when it has no address left to dial: their
+// Pongs bring more).
 func (n *Node) maintain(now time.Time) {
 	s := &n.s
 	want := n.cfg.Degree - s.nbrs.Len() - len(s.dialing)
@@ -55,9 +57,13 @@ func (n *Node) maintain(now time.Time) {
 			exclude = append(exclude, a)
 		}
 		addrs := s.book.Sample(s.rng, want, route.Except(exclude...))
-		if len(addrs) == 0 && s.nbrs.Len() == 0 {
+		if len(addrs) == 0 {
+			// Nobody left to dial (dead addresses are dropped from the book): the bootstrap
+			// nodes again, all of them while the node has no neighbour, else as many as it
+			// wants. A full one answers with addresses of others, so a few nodes that know
+			// only each other are not stuck short of neighbours.
 			for _, b := range n.cfg.Bootstrap {
-				if b != n.tr.Addr() && !s.dialing[b] {
+				if !slices.Contains(exclude, b) && (s.nbrs.Len() == 0 || len(addrs) < want) {
 					addrs = append(addrs, b)
 				}
 			}

@@ -335,3 +335,39 @@ func TestSimChurn(t *testing.T) {
 		}
 	})
 }
+
+// TestIslandRejoins: two nodes that know only each other, short of neighbours, go back to
+// their bootstrap address (here one that nobody listened on when they started) until it
+// answers, and the three of them reach their degree.
+func TestIslandRejoins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const degree = 2
+		nw := transport.NewNetwork()
+		nw.SetDelay(simLatency, 0)
+		m := flood.NewMeter()
+		start := func(i int, boot ...netip.AddrPort) {
+			tr, err := nw.Listen(simAddr(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nd, err := flood.New(flood.Config{Transport: tr, Bootstrap: boot, Degree: degree, Seed: uint64(i + 1), Meter: m, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nd.Close() })
+		}
+		start(1, simAddr(2), simAddr(0)) // node 0 is not there yet
+		start(2, simAddr(1))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := m.Ready(); got != 0 {
+			t.Fatalf("%d of 2 nodes have %d neighbours with only each other to link to", got, degree)
+		}
+		start(0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.WaitReady(ctx, 3); err != nil {
+			t.Errorf("%d of 3 nodes reached %d neighbours once the bootstrap node came: %v", m.Ready(), degree, err)
+		}
+	})
+}
