@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -130,8 +131,14 @@ func buildOverlay(ctx context.Context, b build, walkers int) (_ network, err err
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("the overlay did not settle: %d of %d nodes have %d neighbours after %v",
-			o.meter.Ready(), b.n, b.cfg.Degree, time.Since(began).Round(time.Second))
+		var short []string
+		for i, nd := range o.nodes {
+			if k := nd.Neighbours(); k < b.cfg.Degree && len(short) < 5 {
+				short = append(short, fmt.Sprintf("node %d (%v) has %d", i, nd.Addr(), k))
+			}
+		}
+		return nil, fmt.Errorf("the overlay did not settle: %d of %d nodes have %d neighbours after %v (%s)",
+			o.meter.Ready(), b.n, b.cfg.Degree, time.Since(began).Round(time.Second), strings.Join(short, ", "))
 	}
 	if o.sim != nil {
 		o.sim.SetDelay(b.cfg.Latency, b.cfg.Jitter)
