@@ -14,10 +14,17 @@
 // reverse path. With Walkers K > 0 the query is K random walkers instead: each forwarded to
 // one random neighbour, the TTL its step budget.
 //
+// Trace runs a lookup for measurement (its own TTL and walkers, hops and time to the first
+// hit), and a Meter shared by the nodes of an experiment counts what lookups cost
+// network-wide and tells when a flood has died out: shoal compare is built on them.
+//
 // The wire format is peer/flood/wire, the routing state peer/flood/route, the streams
 // peer/flood/transport (TCP, or an in-memory network for simulations). One goroutine, the run
-// loop, owns a node's state; each link has a reader and a writer goroutine, and the run loop
-// never waits on the network.
+// loop, owns a node's state and never waits on the network. A link's frames are written by a
+// goroutine that runs while some are queued, and read by one parked on the connection, or,
+// on an in-memory connection (a transport.Poller), by one that runs while frames are due: so
+// a node at rest costs two goroutines (run loop and accept loop), and one process holds a
+// simulated overlay of 100,000 nodes.
 package flood
 
 import (

@@ -11,15 +11,18 @@ import (
 // Meter counts, across every node that shares it (Config.Meter), what an experiment on the
 // overlay measures: the query and hit frames written and their bytes, the nodes a query
 // reached, the query and hit frames still in flight, the nodes that have at least Degree
-// neighbours, and how often a node gained or lost one. Background traffic (Hello, Ping, Pong, Bye) is not counted, so with lookups run
-// one at a time the difference of two Counts is what one lookup cost.
+// neighbours, and how often a node gained or lost one. Background traffic (Hello, Ping,
+// Pong, Bye) is not counted, so with lookups run one at a time the difference of two Counts
+// is what one lookup cost.
 //
 // A frame is in flight from the moment a node queues it on a link until the receiving node
 // has handled it (answered and forwarded it: its own frames are then queued) or it is known
 // lost (its link failed before it was written). So InFlight falls to 0 only once a flood has
-// died out, and WaitIdle waits for that. A frame written to a link that fails before the
-// other side reads it is lost without being known to be: InFlight then never falls back to
-// 0, and WaitIdle runs into its context's deadline. In a settled overlay links do not fail.
+// died out, and WaitIdle waits for that. A link closed in order (a Bye, a refusal) loses
+// nothing: each side reads on to the other's end. A frame written to a link that breaks
+// before the other side reads it is lost without being known to be: InFlight then never
+// falls back to 0, and WaitIdle runs into its context's deadline. In a settled overlay links
+// do not break.
 //
 // A Meter is safe for concurrent use.
 type Meter struct {
