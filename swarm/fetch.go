@@ -381,7 +381,7 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 	if stopped := f.wait(ctx, w, opts.Timeout); stopped != nil {
 		for _, l := range f.order {
 			if l.running() {
-				f.fail(l.j.node, fmt.Sprintf("%v, with %s of %s", stopped, sizeText(l.completed), sizeText(f.size)))
+				f.fail(l.j.node, fmt.Sprintf("%v, with %s of %s", stopped, meta.SizeText(l.completed), meta.SizeText(f.size)))
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/meta"
 )
 
 // Report is what a Fetch measured: the summary of `shoal swarm`. Its JSON keys are snake_case.
@@ -190,7 +191,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		files = fmt.Sprintf("%d files", r.Files)
 	}
 	fmt.Fprintf(&b, "swarm       %d nodes by %s: %d %s, %d %s; %s, %s in %s, %d pieces\n", r.Nodes, r.Mode,
-		r.Seeders, plural(r.Seeders, "seeder"), r.Leechers, plural(r.Leechers, "leecher"), r.Name, sizeText(r.Size), files, r.Pieces)
+		r.Seeders, plural(r.Seeders, "seeder"), r.Leechers, plural(r.Leechers, "leecher"), r.Name, meta.SizeText(r.Size), files, r.Pieces)
 	alive := r.Leechers - r.Killed
 	verdict := fmt.Sprintf("ok: all %d %s left alive hold the content, sha256 verified", alive, plural(alive, "leecher"))
 	if !r.OK {
@@ -213,7 +214,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	spreadLine("complete", r.Complete, plural(r.Complete.N, "leecher"))
 	up := r.UploadedBySeeders + r.UploadedByLeechers
 	fmt.Fprintf(&b, "uploaded    by seeders %s (%.0f%%), by leechers to each other %s (%.0f%%)\n",
-		sizeText(r.UploadedBySeeders), pct(r.UploadedBySeeders, up), sizeText(r.UploadedByLeechers), pct(r.UploadedByLeechers, up))
+		meta.SizeText(r.UploadedBySeeders), pct(r.UploadedBySeeders, up), meta.SizeText(r.UploadedByLeechers), pct(r.UploadedByLeechers, up))
 	d, p := r.Discovery, r.DiscoveryPerNode
 	fmt.Fprintf(&b, "discovery   %d messages sent, %d received; %d lookups, %d announces, %d peers found\n",
 		d.Sent, d.Received, d.Lookups, d.Announces, d.PeersFound)
@@ -250,20 +251,6 @@ func pct(part, whole int64) float64 {
 		return 0
 	}
 	return 100 * float64(part) / float64(whole)
-}
-
-// sizeText is n bytes for a person: 512 B, 1.5 KiB, 64.0 MiB.
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // verify checks every copy against the original, file by file, a few at a time; it returns

@@ -50,7 +50,7 @@ func createCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.Root().ErrWriter, "wrote %s: %s, %d pieces of %s\n", out,
-				humanBytes(src.Info.TotalLength()), src.Info.NumPieces(), humanBytes(src.Info.PieceLength))
+				meta.SizeText(src.Info.TotalLength()), src.Info.NumPieces(), meta.SizeText(src.Info.PieceLength))
 			fmt.Fprintln(cmd.Root().Writer, meta.Magnet(src))
 			return nil
 		},

@@ -61,8 +61,8 @@ func infoCommand() *cli.Command {
 			if src.Info == nil {
 				fmt.Fprintf(w, "metadata:  not in a magnet link or info-hash; peers send it on download\n")
 			} else {
-				fmt.Fprintf(w, "size:      %s (%d bytes)\n", humanBytes(out.Size), out.Size)
-				fmt.Fprintf(w, "pieces:    %d of %s\n", out.Pieces, humanBytes(out.PieceLength))
+				fmt.Fprintf(w, "size:      %s (%d bytes)\n", meta.SizeText(out.Size), out.Size)
+				fmt.Fprintf(w, "pieces:    %d of %s\n", out.Pieces, meta.SizeText(out.PieceLength))
 				fmt.Fprintf(w, "private:   %v\n", out.Private)
 				if out.Comment != "" {
 					fmt.Fprintf(w, "comment:   %s\n", out.Comment)
@@ -72,7 +72,7 @@ func infoCommand() *cli.Command {
 				}
 				fmt.Fprintf(w, "files:     %d\n", len(out.Files))
 				for _, f := range out.Files {
-					fmt.Fprintf(w, "  %10s  %s\n", humanBytes(f.Size), f.Path)
+					fmt.Fprintf(w, "  %10s  %s\n", meta.SizeText(f.Size), f.Path)
 				}
 			}
 			fmt.Fprintf(w, "trackers:  %d\n", len(out.Trackers))

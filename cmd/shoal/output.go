@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/meta"
 )
 
 // sink shows a node's events to a person (progress bars on stderr) or to a script (JSON
@@ -66,13 +67,13 @@ func (s *sink) emit(e peer.Event) {
 	switch e := e.(type) {
 	case peer.Start:
 		s.name = e.Name
-		fmt.Fprintf(s.stderr, "%s  %s in %d pieces  listening on %s\n", e.Name, humanBytes(e.Size), e.Pieces, e.Listen)
+		fmt.Fprintf(s.stderr, "%s  %s in %d pieces  listening on %s\n", e.Name, meta.SizeText(e.Size), e.Pieces, e.Listen)
 	case peer.Verify:
 		s.show("verify", "", e.Checked, e.Size)
 	case peer.Progress:
 		if s.seeding {
 			s.status(fmt.Sprintf("seeding %s: %d peers, up %s/s, uploaded %s (Ctrl-C to stop)",
-				s.name, e.Peers, humanBytes(e.UpRate), humanBytes(e.Uploaded)))
+				s.name, e.Peers, meta.SizeText(e.UpRate), meta.SizeText(e.Uploaded)))
 			return
 		}
 		s.show("download", fmt.Sprintf("peers %-3d", e.Peers), e.Completed, e.Size)
@@ -80,16 +81,16 @@ func (s *sink) emit(e peer.Event) {
 		s.finish()
 		rate := float64(e.Downloaded) / max(e.Seconds, 1e-3)
 		if e.Downloaded == 0 {
-			fmt.Fprintf(s.stderr, "verified: %s, %s on disk matches the torrent\n", s.name, humanBytes(e.Size))
+			fmt.Fprintf(s.stderr, "verified: %s, %s on disk matches the torrent\n", s.name, meta.SizeText(e.Size))
 		} else {
 			fmt.Fprintf(s.stderr, "complete: %s, %s verified in %.1fs (read %s from peers this run, %s/s)\n",
-				s.name, humanBytes(e.Size), e.Seconds, humanBytes(e.Downloaded), humanBytes(int64(rate)))
+				s.name, meta.SizeText(e.Size), e.Seconds, meta.SizeText(e.Downloaded), meta.SizeText(int64(rate)))
 		}
 		s.seeding = true
 		s.lastLine = time.Time{}
 	case peer.Stop:
 		s.endStatus()
-		fmt.Fprintf(s.stderr, "stopped seeding (%s), uploaded %s\n", e.Reason, humanBytes(e.Uploaded))
+		fmt.Fprintf(s.stderr, "stopped seeding (%s), uploaded %s\n", e.Reason, meta.SizeText(e.Uploaded))
 	case peer.Error:
 		s.finish()
 	}
@@ -122,7 +123,7 @@ func (s *sink) show(kind, desc string, done, total int64) {
 	if !s.tty {
 		if time.Since(s.lastLine) >= 5*time.Second || (done == total && kind == "verify") {
 			s.lastLine = time.Now()
-			fmt.Fprintf(s.stderr, "%s: %s / %s (%.0f%%) %s\n", kind, humanBytes(done), humanBytes(total),
+			fmt.Fprintf(s.stderr, "%s: %s / %s (%.0f%%) %s\n", kind, meta.SizeText(done), meta.SizeText(total),
 				100*float64(done)/float64(max(total, 1)), strings.TrimSpace(desc))
 		}
 		return
@@ -159,19 +160,6 @@ func (s *sink) fail(err error) {
 	if s.json != nil && err != nil {
 		_ = s.json.Encode(peer.Error{Event: "error", Message: err.Error()})
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // bareNodeStarted tells that a bare node (shoal dht, shoal flood) is up: its address alone on

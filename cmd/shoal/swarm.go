@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
 
+	"github.com/shoalp2p/shoal/peer/meta"
 	"github.com/shoalp2p/shoal/swarm"
 )
 
@@ -123,7 +124,7 @@ func runSwarm(ctx context.Context, cmd *cli.Command, p swarm.Plan) error {
 		}
 		view = newSwarmView(stderr, tty, width)
 		fmt.Fprintf(stderr, "starting %d nodes by %s on %s..%s, writing %s of random content\n",
-			p.Nodes, p.Mode, swarm.Addr(0), swarm.Addr(p.Nodes-1), humanBytes(p.Size))
+			p.Nodes, p.Mode, swarm.Addr(0), swarm.Addr(p.Nodes-1), meta.SizeText(p.Size))
 		emit = view.emit
 		logTo = view
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoalp2p/shoal/peer/meta"
 	"github.com/shoalp2p/shoal/swarm"
 )
 
@@ -83,8 +84,8 @@ func (v *swarmView) emit(e swarm.Event) {
 		if e.Kills > 0 {
 			kills = fmt.Sprintf("; %d to be killed midway", e.Kills)
 		}
-		v.line(fmt.Sprintf("%s: %s in %d %s of %s; %d %s, %d %s%s", e.Name, humanBytes(e.Size), e.Pieces,
-			plural(e.Pieces, "piece"), humanBytes(e.PieceLength), len(e.Seeders), plural(len(e.Seeders), "seeder"),
+		v.line(fmt.Sprintf("%s: %s in %d %s of %s; %d %s, %d %s%s", e.Name, meta.SizeText(e.Size), e.Pieces,
+			plural(e.Pieces, "piece"), meta.SizeText(e.PieceLength), len(e.Seeders), plural(len(e.Seeders), "seeder"),
 			len(e.Leechers), plural(len(e.Leechers), "leecher"), kills))
 		v.draw(true)
 		return
@@ -215,7 +216,7 @@ func (v *swarmView) total() string {
 	}
 	alive := len(v.launch.Leechers) - counts["killed"]
 	s := fmt.Sprintf("swarm %s %3.0f%% of %s  %d/%d complete", bar(have, want, 20), percent(have, want),
-		humanBytes(want), counts["complete"], alive)
+		meta.SizeText(want), counts["complete"], alive)
 	if counts["killed"] > 0 {
 		s += fmt.Sprintf(", %d killed", counts["killed"])
 	}
@@ -245,19 +246,19 @@ func (v *swarmView) nodeLine(i int) string {
 	head := fmt.Sprintf("%4d %-15s ", i, v.addr(i))
 	switch n.state {
 	case "seeding":
-		return head + fmt.Sprintf("seeder    up %s/s, sent %s, %d %s", humanBytes(n.up), humanBytes(n.uploaded), n.peers, plural(n.peers, "peer"))
+		return head + fmt.Sprintf("seeder    up %s/s, sent %s, %d %s", meta.SizeText(n.up), meta.SizeText(n.uploaded), n.peers, plural(n.peers, "peer"))
 	case "waiting":
 		return head + "looking for peers"
 	case "complete":
 		return head + fmt.Sprintf("complete in %.2f s (first peer %.2f s), sent %s, up %s/s",
-			n.seconds, n.firstPeer, humanBytes(n.uploaded), humanBytes(n.up))
+			n.seconds, n.firstPeer, meta.SizeText(n.uploaded), meta.SizeText(n.up))
 	case "killed":
 		return head + fmt.Sprintf("killed holding %.0f%%", percent(n.completed, v.launch.Size))
 	case "failed":
 		return head + "failed: " + n.reason
 	}
 	return head + fmt.Sprintf("%s %3.0f%%  down %s/s  up %s/s  %d %s", bar(n.completed, v.launch.Size, 16),
-		percent(n.completed, v.launch.Size), humanBytes(n.down), humanBytes(n.up), n.peers, plural(n.peers, "peer"))
+		percent(n.completed, v.launch.Size), meta.SizeText(n.down), meta.SizeText(n.up), n.peers, plural(n.peers, "peer"))
 }
 
 // grid is one cell per node, 50 to a line, and a count per state: S seeding, . looking for

@@ -187,3 +187,17 @@ func firstLine(err error) string {
 	}
 	return s
 }
+
+// SizeText is n bytes for a person, in binary units: 512 B, 1.5 KiB, 64.0 MiB.
+func SizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
