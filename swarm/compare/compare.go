@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -47,7 +48,8 @@ type Config struct {
 	Seed uint64
 	// Logger receives progress and the nodes' warnings; nil discards them.
 	Logger *slog.Logger
-	// Progress, when set, is told as each network is built and each lookup is done.
+	// Progress, when set, is told as each network is built and each lookup is done; it is
+	// called from one goroutine at a time, and a build's Done only goes up.
 	Progress func(Progress)
 }
 
@@ -220,10 +222,21 @@ func runCell(ctx context.Context, cfg Config, mode string, n int, emit func(Row)
 	// One random stream per cell, so that a cell's result does not depend on which others ran.
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(n)<<8|uint64(slices.Index(Modes, mode))))
 	log := cfg.Logger.With("mode", mode, "nodes", n)
+	var progressMu sync.Mutex // builders report from several goroutines at once
+	last := 0                 // the build count told so far: it only goes up
 	progress := func(p Progress) {
-		if cfg.Progress != nil {
-			cfg.Progress(p)
+		if cfg.Progress == nil {
+			return
 		}
+		progressMu.Lock()
+		defer progressMu.Unlock()
+		if p.Phase == "build" {
+			if p.Done <= last {
+				return
+			}
+			last = p.Done
+		}
+		cfg.Progress(p)
 	}
 	began := time.Now()
 	net, err := builders[mode](ctx, build{cfg: cfg, mode: mode, n: n, rng: rng, log: log,
