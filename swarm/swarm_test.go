@@ -1,9 +1,6 @@
 package swarm_test
 
 import (
-	"crypto/rand"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -24,12 +21,9 @@ func TestModes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("40 full nodes")
 	}
-	src := filepath.Join(t.TempDir(), "payload.bin")
-	data := make([]byte, 1<<20+4321)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(src, data, 0o644); err != nil {
+	const size = 1<<20 + 4321
+	src, err := swarm.WriteContent(t.TempDir(), size, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range swarm.Modes {
@@ -62,7 +56,7 @@ func TestModes(t *testing.T) {
 			}
 			slices.Sort(secs)
 			t.Logf("%s: 9 downloads of %d bytes in %.2f s; per node min/median/max %.2f/%.2f/%.2f s; first peer p50 %.2f s",
-				mode, len(data), rep.Seconds, secs[0], secs[len(secs)/2], secs[len(secs)-1], rep.FirstPeer.P50)
+				mode, size, rep.Seconds, secs[0], secs[len(secs)/2], secs[len(secs)-1], rep.FirstPeer.P50)
 		})
 	}
 }

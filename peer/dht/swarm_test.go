@@ -1,10 +1,7 @@
 package dht_test
 
 import (
-	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -39,12 +36,9 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 		nodes[i] = fullNode(t, fmt.Sprintf("127.0.0.%d", i+2), boot)
 	}
 
-	src := filepath.Join(t.TempDir(), "payload.bin")
-	data := make([]byte, 3<<20+12345)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(src, data, 0o644); err != nil {
+	const size = 3<<20 + 12345
+	src, err := swarm.WriteContent(t.TempDir(), size, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	started := time.Now()
@@ -58,7 +52,7 @@ func TestFullNodesFindEachOtherByDHT(t *testing.T) {
 	}
 	slices.Sort(secs)
 	t.Logf("19 downloads of %d bytes through the DHT alone: all done %v after start; per node min/median/max %.2f/%.2f/%.2f s",
-		len(data), time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
+		size, time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
 	var sum peer.SearchStats
 	for _, n := range nodes {
 		sum.Add(n.SearchStats()["dht"])

@@ -1,10 +1,8 @@
 package flood_test
 
 import (
-	"crypto/rand"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -56,12 +54,9 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 		nodes[i], overlay[i] = fullNode(t, fmt.Sprintf("127.0.0.%d", i+2), root.Addr())
 	}
 
-	src := filepath.Join(t.TempDir(), "payload.bin")
-	data := make([]byte, 2<<20+54321)
-	if _, err := rand.Read(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(src, data, 0o644); err != nil {
+	const size = 2<<20 + 54321
+	src, err := swarm.WriteContent(t.TempDir(), size, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
 	started := time.Now()
@@ -75,7 +70,7 @@ func TestFullNodesFindEachOtherByFlooding(t *testing.T) {
 	}
 	slices.Sort(secs)
 	t.Logf("29 downloads of %d bytes by flooding alone: all done %v after start; per node min/median/max %.2f/%.2f/%.2f s",
-		len(data), time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
+		size, time.Since(started).Round(time.Millisecond), secs[0], secs[len(secs)/2], secs[len(secs)-1])
 	var sum peer.SearchStats
 	var firstHit time.Duration
 	var hits int64

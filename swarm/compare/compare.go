@@ -15,7 +15,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/anacrolix/torrent/metainfo"
@@ -130,7 +129,8 @@ type build struct {
 	n    int
 	rng  *rand.Rand
 	log  *slog.Logger
-	// progress reports nodes started so far.
+	// progress reports nodes started so far; a builder calls it from one goroutine at a
+	// time, with a count that only goes up.
 	progress func(done int)
 }
 
@@ -222,21 +222,10 @@ func runCell(ctx context.Context, cfg Config, mode string, n int, emit func(Row)
 	// One random stream per cell, so that a cell's result does not depend on which others ran.
 	rng := rand.New(rand.NewPCG(cfg.Seed, uint64(n)<<8|uint64(slices.Index(Modes, mode))))
 	log := cfg.Logger.With("mode", mode, "nodes", n)
-	var progressMu sync.Mutex // builders report from several goroutines at once
-	last := 0                 // the build count told so far: it only goes up
 	progress := func(p Progress) {
-		if cfg.Progress == nil {
-			return
+		if cfg.Progress != nil {
+			cfg.Progress(p)
 		}
-		progressMu.Lock()
-		defer progressMu.Unlock()
-		if p.Phase == "build" {
-			if p.Done <= last {
-				return
-			}
-			last = p.Done
-		}
-		cfg.Progress(p)
 	}
 	began := time.Now()
 	net, err := builders[mode](ctx, build{cfg: cfg, mode: mode, n: n, rng: rng, log: log,

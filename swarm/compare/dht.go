@@ -90,8 +90,6 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 	var mu sync.Mutex
 	joined := []string{d.nodes[0].Addr().String()}
 	pick := rand.New(rand.NewPCG(b.rng.Uint64(), b.rng.Uint64()))
-	var done atomic.Int64
-	done.Store(1)
 	err = parallel(ctx, b.n-1, func(ctx context.Context, j int) error {
 		i := j + 1
 		mu.Lock()
@@ -119,8 +117,8 @@ func buildDHT(ctx context.Context, b build) (_ network, err error) {
 		}
 		mu.Lock()
 		joined = append(joined, nd.Addr().String())
+		b.progress(len(joined)) // under mu: one report at a time, counting up
 		mu.Unlock()
-		b.progress(int(done.Add(1)))
 		return nil
 	})
 	if err != nil {
