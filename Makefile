@@ -4,15 +4,23 @@ GO        ?= go
 export CGO_ENABLED ?= 0
 BIN       := bin/shoal
 TEST_FLAGS ?= -count=1 -timeout 15m
+# The race detector needs cgo (gcc); the shoal binary itself stays pure Go.
+RACE      ?= -race
 
-.PHONY: build test demo bench fuzz lint clean
+.PHONY: build test soak demo bench fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/shoal
 
 test: build
 	$(GO) vet ./...
-	$(GO) test $(TEST_FLAGS) ./...
+	CGO_ENABLED=1 $(GO) test $(RACE) $(TEST_FLAGS) ./...
+
+# The long versions of the tests named *Soak*: SIGKILL/restart rounds, 1,000 concurrent tracker
+# announces, overlay abuse. make test runs the same tests, smaller.
+SOAK_TIMEOUT ?= 40m
+soak: build
+	SHOAL_SOAK=1 CGO_ENABLED=1 $(GO) test $(RACE) -count=1 -timeout $(SOAK_TIMEOUT) -run 'Soak' -v ./...
 
 demo: build
 	./scripts/demo.sh
