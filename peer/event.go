@@ -60,6 +60,10 @@ type Complete struct {
 	Seconds    float64 `json:"seconds"`
 	Downloaded int64   `json:"downloaded"` // payload read from peers in this run
 	Uploaded   int64   `json:"uploaded"`
+	// PiecesFailed counts pieces from peers that failed their hash check in this run (each
+	// was fetched again); PeersBanned the IPs the node banned for it.
+	PiecesFailed int64 `json:"pieces_failed,omitempty"`
+	PeersBanned  int   `json:"peers_banned,omitempty"`
 	// Discovery is what finding peers has cost so far, by adapter.
 	Discovery map[string]SearchStats `json:"discovery,omitempty"`
 }

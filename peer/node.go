@@ -117,6 +117,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n = &Node{cfg: cfg, log: cfg.Logger, host: host}
 	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
+	c.Callbacks.ReceivedUsefulData = append(c.Callbacks.ReceivedUsefulData, n.onChunk)
 	cl, err := torrent.NewClient(c)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -241,6 +242,7 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 		peers:     append(append([]netip.AddrPort(nil), opts.Peers...), src.Peers...),
 		writeErrs: make(chan error, 1),
 		conns:     make(chan PeerFound, 256),
+		watch:     newHashWatch(),
 	}
 	t.SetOnWriteChunkError(tt.onWriteError)
 	n.mu.Lock()

@@ -27,6 +27,7 @@ type Torrent struct {
 	conns     chan PeerFound   // from Node.onPeerConn
 	lastDial  time.Time        // owned by Run
 	found     <-chan foundPeer // from the discovery adapters, read by Run
+	watch     *hashWatch       // failed pieces and bans
 }
 
 // RunOptions says when a torrent is done with.
@@ -77,6 +78,10 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	}
 	search.markReady()
 	size, root := info.TotalLength(), t.store.Root(info)
+	// Piece states tell which pieces from peers failed their hash (ban.go).
+	states := t.t.SubscribePieceStateChanges()
+	defer states.Close()
+	stateValues := states.Values
 
 	// Download, then seed.
 	base := t.t.Stats()
@@ -88,11 +93,14 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		t.reportPeers(emit)
 		if !completed && t.t.Complete().Bool() {
 			completed = true
+			t.checkBans(emit)
 			s := t.t.Stats()
 			emit(Complete{Event: "complete", InfoHash: t.src.InfoHash.HexString(), Size: size,
 				Seconds:    time.Since(started).Seconds(),
 				Downloaded: read(&s) - read(&base), Uploaded: written(&s) - written(&base),
-				Discovery: t.node.SearchStats()})
+				PiecesFailed: s.PiecesDirtiedBad.Int64() - base.PiecesDirtiedBad.Int64(),
+				PeersBanned:  len(t.watch.banned),
+				Discovery:    t.node.SearchStats()})
 			if opts.SeedTime == 0 {
 				return nil
 			}
@@ -130,8 +138,16 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		case p := <-t.found:
 			t.addFound(p)
 			continue
+		case c, ok := <-stateValues:
+			if !ok {
+				stateValues = nil // the torrent was closed
+				continue
+			}
+			t.onPieceState(c, emit)
+			continue
 		case <-tick.C:
 		}
+		t.checkBans(emit)
 		t.dialDirect()
 		now := time.Now()
 		s := t.t.Stats()
