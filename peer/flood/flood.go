@@ -37,6 +37,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,14 @@ type Config struct {
 	// how many overlay addresses it keeps to dial and gossip (default 1,024).
 	Memory int
 	Book   int
+
+	// Bounds on incoming connections, checked at accept: one past them is closed at once
+	// and counted in Stats.Refused. MaxPending is how many may be in the handshake (no
+	// Hello read yet) at once (default 64), MaxPendingPerIP how many of those may come from
+	// one IP (default 8), and MaxLinks how many links, incoming and dialed, handshaking,
+	// neighbours or closing, may be open at once (default 3*Degree + MaxPending: 2*Degree
+	// neighbours, Degree dials, the handshakes).
+	MaxPending, MaxPendingPerIP, MaxLinks int
 }
 
 // Defaults.
@@ -98,6 +107,26 @@ const (
 	defaultLookup    = time.Second
 	defaultMemory    = 1 << 16 // query IDs remembered, and reverse paths
 	defaultBook      = 1024    // overlay addresses known
+
+	// DefaultMaxPending is how many incoming connections may be in the handshake at once,
+	// DefaultMaxPendingPerIP how many of them from one IP.
+	DefaultMaxPending      = 64
+	DefaultMaxPendingPerIP = 8
+)
+
+// Bounds on what one link may send.
+const (
+	// maxHelloFrame caps the first frame of a link, its Hello (at most 50 bytes), so that
+	// a connection in the handshake holds no frame buffer of MaxFrame.
+	maxHelloFrame = 64
+	// pingRate and pingBurst bound the Pings a neighbour may send (each costs a Pong of
+	// addresses); past them they are dropped unanswered. An honest node pings every
+	// IdleTimeout/3, and every maintainEvery (2 per second) only while it is short of
+	// neighbours with nobody left to dial.
+	pingRate, pingBurst = 4, 8
+	// hitRateFactor: a neighbour may send hits at hitRateFactor times QueryRate (burst
+	// twice that): a lookup for a torrent many nodes hold brings many hits back at once.
+	hitRateFactor = 10
 )
 
 // Sizes and timing of the routing state.
@@ -126,13 +155,15 @@ type Node struct {
 	host netip.Addr // BTHost
 	id   [16]byte   // the node's random ID
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex // guards closed and conns, and wg.Add against Close
-	closed bool
-	conns  map[net.Conn]struct{} // open links, closed by Close
-	meter  *Meter
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards closed, conns and the pending counts, and wg.Add against Close
+	closed  bool
+	conns   map[net.Conn]struct{} // open links, closed by Close
+	pending int                   // incoming links in the handshake
+	pendIP  map[netip.Addr]int    // pending by remote IP
+	meter   *Meter
 
 	events chan event
 	cmds   chan func()
@@ -165,6 +196,12 @@ type state struct {
 type link struct {
 	c        net.Conn
 	dialAddr netip.AddrPort // valid when this node dialed
+	ip       netip.Addr     // remote IP of an incoming link
+	pending  bool           // counted in the node's pending handshakes; under Node.mu
+
+	// until, when not 0, is the UnixNano time by which the link must end: the run loop has
+	// shut it, and its reader waits for the other side's end at most that long.
+	until atomic.Int64
 
 	// The outbox: frames waiting for the link's writer, a goroutine that runs only while
 	// there are some (an idle link holds no writer).
@@ -185,9 +222,13 @@ type link struct {
 	// Set by the run loop.
 	hello  wire.Hello
 	listen netip.AddrPort
-	up     bool // registered as a neighbour
-	shut   bool // closing set
-	bucket *route.Bucket
+	up     bool          // registered as a neighbour
+	shut   bool          // closing set
+	bucket *route.Bucket // the neighbour's queries
+	pings  *route.Bucket // its pings
+	hits   *route.Bucket // its hits
+	nonce  uint64        // of the last Ping sent; its Pong's addresses are learned
+	ponged bool          // a Pong was taken: one more, unasked (a refusal's), is not
 }
 
 // event is what a link's reader (or a dial) tells the run loop.
@@ -237,6 +278,15 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Book <= 0 {
 		cfg.Book = defaultBook
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxPendingPerIP <= 0 {
+		cfg.MaxPendingPerIP = DefaultMaxPendingPerIP
+	}
+	if cfg.MaxLinks <= 0 {
+		cfg.MaxLinks = 3*cfg.Degree + cfg.MaxPending
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		var b [8]byte
@@ -246,7 +296,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, tr: cfg.Transport, host: cfg.BTHost,
 		events: make(chan event, eventQueue), cmds: make(chan func()),
-		conns: make(map[net.Conn]struct{}), meter: cfg.Meter,
+		conns: make(map[net.Conn]struct{}), pendIP: make(map[netip.Addr]int), meter: cfg.Meter,
 	}
 	if !n.host.IsValid() {
 		n.host = n.tr.Addr().Addr()
@@ -317,7 +367,7 @@ func (n *Node) Close() error {
 	return err
 }
 
-// track registers an open link for Close to close; false (and c closed) once closing.
+// track registers a dialed link for Close to close; false (and c closed) once closing.
 func (n *Node) track(c net.Conn) bool {
 	n.mu.Lock()
 	closed := n.closed
@@ -331,12 +381,63 @@ func (n *Node) track(c net.Conn) bool {
 	return !closed
 }
 
-// untrack closes a link Close no longer needs to.
-func (n *Node) untrack(c net.Conn) {
+// admit registers an incoming link, in the handshake, for Close to close, unless the node
+// is closing or the link is past a bound (MaxLinks, MaxPending, MaxPendingPerIP): nil then,
+// and c is closed (a refusal is counted).
+func (n *Node) admit(c net.Conn) *link {
+	l := &link{c: c}
+	if ra, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		l.ip = ra.Addr().Unmap()
+	}
 	n.mu.Lock()
-	delete(n.conns, c) // a no-op on the nil map of a closed node
+	closed := n.closed
+	ok := !closed && len(n.conns) < n.cfg.MaxLinks && n.pending < n.cfg.MaxPending &&
+		n.pendIP[l.ip] < n.cfg.MaxPendingPerIP
+	if ok {
+		n.conns[c] = struct{}{}
+		n.pending++
+		n.pendIP[l.ip]++
+		l.pending = true
+	}
 	n.mu.Unlock()
-	c.Close()
+	if !ok {
+		c.Close()
+		if !closed {
+			n.stats.refused.Add(1)
+		}
+		return nil
+	}
+	return l
+}
+
+// greeted takes l out of the pending handshakes, if it is there.
+func (n *Node) greeted(l *link) {
+	n.mu.Lock()
+	if l.pending {
+		l.pending = false
+		n.pending--
+		if n.pendIP[l.ip]--; n.pendIP[l.ip] <= 0 {
+			delete(n.pendIP, l.ip)
+		}
+	}
+	n.mu.Unlock()
+}
+
+// untrack closes a link Close no longer needs to.
+func (n *Node) untrack(l *link) {
+	n.greeted(l)
+	n.mu.Lock()
+	delete(n.conns, l.c) // a no-op on the nil map of a closed node
+	n.mu.Unlock()
+	l.c.Close()
+}
+
+// Open is how many links are open (incoming and dialed, in the handshake, neighbours or
+// closing) and how many incoming ones are in the handshake.
+func (n *Node) Open() (links, pending int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.conns), n.pending
 }
 
 // goFn starts f as one of the node's goroutines, unless the node is closed.
@@ -385,8 +486,12 @@ func (n *Node) accept() {
 				return
 			}
 		}
-		if !n.goFn(func() { n.serve(c, netip.AddrPort{}) }) {
-			c.Close()
+		l := n.admit(c)
+		if l == nil {
+			continue
+		}
+		if !n.goFn(func() { n.serve(l) }) {
+			n.untrack(l)
 			return
 		}
 	}
@@ -401,7 +506,10 @@ func (n *Node) dial(addr netip.AddrPort) {
 		n.report(event{dialed: addr, err: err})
 		return
 	}
-	n.serve(c, addr)
+	if !n.track(c) {
+		return
+	}
+	n.serve(&link{c: c, dialAddr: addr})
 }
 
 // report hands ev to the run loop, unless the node is closing.
@@ -418,36 +526,68 @@ func (n *Node) report(ev event) bool {
 // the handshake deadline, then reads frames until the link fails or goes idle. Every frame
 // goes to the run loop; a garbled or oversized one closes the link. A connection that is a
 // transport.Poller is read by pumps instead (see poll), and serve returns at once.
-func (n *Node) serve(c net.Conn, dialAddr netip.AddrPort) {
-	if !n.track(c) {
-		return
-	}
-	l := &link{c: c, dialAddr: dialAddr}
+func (n *Node) serve(l *link) {
+	c := l.c
 	n.push(l, wire.Hello{Version: wire.Version, NodeID: n.id, Listen: n.tr.Addr(), BTPort: 0})
 	if p, ok := c.(transport.Poller); ok {
 		n.poll(l, p)
 		return
 	}
-	defer n.untrack(c)
+	defer n.untrack(l)
 	c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	for n.readFrame(l) {
-		c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		// A link the run loop has shut keeps its deadline (see ending); the check after
+		// setting the idle one catches a shut between the two.
+		if u := l.until.Load(); u == 0 {
+			c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		}
+		if u := l.until.Load(); u != 0 {
+			c.SetReadDeadline(time.Unix(0, u))
+		}
 	}
+}
+
+// ending gives a link the run loop has shut at most HandshakeTimeout more to end: its
+// reader reads on to the other side's end (so that nothing in flight is lost), but a peer
+// that keeps a refused link open, sending frames the node ignores, is cut off.
+func (n *Node) ending(l *link) {
+	until := time.Now().Add(n.cfg.HandshakeTimeout)
+	l.until.Store(until.UnixNano())
+	if l.timer != nil { // a polled link
+		l.timer.Reset(n.cfg.HandshakeTimeout)
+		return
+	}
+	l.c.SetReadDeadline(until)
+}
+
+// idleFor is how long a polled link's reader waits for its next frame.
+func (n *Node) idleFor(l *link) time.Duration {
+	if u := l.until.Load(); u != 0 {
+		return max(time.Until(time.Unix(0, u)), 0)
+	}
+	return n.cfg.IdleTimeout
 }
 
 // readFrame reads l's next frame and hands it to the run loop; false once the link has
 // failed (the run loop is told) or the node is closing.
 func (n *Node) readFrame(l *link) bool {
-	m, _, err := wire.ReadFrame(l.c, wire.MaxFrame)
+	limit := wire.MaxFrame
+	if !l.greeted {
+		limit = maxHelloFrame
+	}
+	m, _, err := wire.ReadFrame(l.c, limit)
 	if err == nil && !l.greeted {
 		if _, ok := m.(wire.Hello); !ok {
 			err = fmt.Errorf("%w: %v before hello", wire.ErrMalformed, m.Type())
 		}
 		l.greeted = true
+		n.greeted(l)
 	}
 	if err != nil {
 		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrFrameTooLarge) {
 			n.stats.garbled.Add(1)
+		} else if !l.greeted && errors.Is(err, os.ErrDeadlineExceeded) {
+			n.stats.handshakeTimeouts.Add(1)
 		}
 		n.report(event{l: l, err: err})
 		return false
@@ -500,10 +640,13 @@ func (n *Node) drain(l *link, p transport.Poller) {
 				l.stopped = true
 				l.pmu.Unlock()
 				l.timer.Stop()
-				n.untrack(l.c)
+				n.untrack(l)
 				return
 			}
-			l.timer.Reset(n.cfg.IdleTimeout)
+			l.timer.Reset(n.idleFor(l))
+			if l.until.Load() != 0 { // shut meanwhile: ending's deadline, not the idle one
+				l.timer.Reset(n.idleFor(l))
+			}
 		}
 		l.pmu.Lock()
 		if l.more {

@@ -81,7 +81,7 @@ func (n *Node) maintain(now time.Time) {
 	if now.Sub(s.lastPing) >= n.cfg.IdleTimeout/3-maintainEvery {
 		s.lastPing = now
 		for _, l := range s.links {
-			n.send(l, wire.Ping{Nonce: s.rng.Uint64()})
+			n.ping(l)
 		}
 	}
 	n.pace()
@@ -121,6 +121,7 @@ func (n *Node) shut(l *link, bye string) {
 	}
 	l.shut = true
 	n.closeOut(l)
+	n.ending(l)
 }
 
 // drop removes a neighbour.
@@ -184,14 +185,30 @@ func (n *Node) handle(ev event) {
 		defer n.meter.landed(1) // once handled: its answer and copies are queued
 	}
 	if !l.up {
-		return // a refused link's last frames
+		n.stats.ignored.Add(1) // a refused link's last frames
+		return
 	}
 	now := time.Now()
 	switch m := ev.msg.(type) {
 	case wire.Ping:
+		if !l.pings.Allow(now) {
+			n.stats.pingDropped.Add(1)
+			return
+		}
 		n.send(l, wire.Pong{Nonce: m.Nonce, Addrs: s.book.Sample(s.rng, gossipAddrs, route.Except(l.listen))})
 	case wire.Pong:
-		n.learn(m.Addrs)
+		// Addresses are learned from the answer to the last Ping, and from one Pong sent
+		// unasked (a node that refuses a link sends addresses to try): not from a stream
+		// of Pongs that would fill the book with addresses of the sender's choosing.
+		if (l.nonce != 0 && m.Nonce == l.nonce) || !l.ponged {
+			l.ponged = true
+			if m.Nonce == l.nonce {
+				l.nonce = 0
+			}
+			n.learn(m.Addrs)
+		} else {
+			n.stats.pongIgnored.Add(1)
+		}
 	case wire.Query:
 		n.query(l, m, now)
 	case wire.Hit:
@@ -263,15 +280,23 @@ func (n *Node) hello(l *link, h wire.Hello) {
 	}
 	l.up = true
 	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
+	l.pings = route.NewBucket(pingRate, pingBurst)
+	l.hits = route.NewBucket(hitRateFactor*n.cfg.QueryRate, int(2*hitRateFactor*n.cfg.QueryRate))
 	s.links[h.NodeID] = l
 	n.counted()
 	n.log.Debug("flood: neighbour", "addr", l.listen, "neighbours", s.nbrs.Len())
-	n.send(l, wire.Ping{Nonce: s.rng.Uint64()}) // ask for addresses at once
+	n.ping(l) // ask for addresses at once
 	for _, lk := range s.lookups {
 		if lk.waiting {
 			n.launch(lk, [][16]byte{h.NodeID})
 		}
 	}
+}
+
+// ping sends l a Ping, whose Pong's addresses will be learned.
+func (n *Node) ping(l *link) {
+	l.nonce = n.s.rng.Uint64() | 1 // never 0: 0 stands for no Ping waiting
+	n.send(l, wire.Ping{Nonce: l.nonce})
 }
 
 func less(a, b [16]byte) bool {
@@ -331,6 +356,10 @@ func (n *Node) query(l *link, q wire.Query, now time.Time) {
 // hit handles a hit from neighbour l: ours, or passed back along the reverse path.
 func (n *Node) hit(l *link, h wire.Hit, now time.Time) {
 	s := &n.s
+	if !l.hits.Allow(now) {
+		n.stats.hitDropped.Add(1)
+		return
+	}
 	if lk := s.lookups[h.ID]; lk != nil {
 		if lk.ih == h.InfoHash {
 			n.deliver(lk, h, now)
