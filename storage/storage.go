@@ -37,6 +37,12 @@ type Options struct {
 	// Complete and no StateDir.
 	Hashed bool
 	Logger *slog.Logger
+
+	// sync flushes one file or folder to the disk before pieces in it are recorded complete
+	// (syncPath); tests put a recorder here.
+	sync func(path string) error
+	// record, when set, wraps the library's resume record (tests watch its writes).
+	record func(tstorage.PieceCompletion) tstorage.PieceCompletion
 }
 
 // Store is one torrent's storage. It implements the torrent library's storage.ClientImpl;
@@ -71,10 +77,15 @@ func Open(opts Options) (*Store, error) {
 		if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 			return nil, fmt.Errorf("state folder: %w", err)
 		}
-		pc, err = tstorage.NewBoltPieceCompletion(opts.StateDir)
+		bolt, err := tstorage.NewBoltPieceCompletion(opts.StateDir)
 		if err != nil {
 			return nil, fmt.Errorf("opening resume state in %s (is another shoal using it?): %w", opts.StateDir, err)
 		}
+		if opts.record != nil {
+			bolt = opts.record(bolt)
+		}
+		// A piece is recorded complete only once its bytes are on the disk.
+		pc = newDurable(bolt, opts.sync)
 	}
 	name := opts.Name
 	impl := tstorage.NewFileOpts(tstorage.NewFileClientOpts{
@@ -97,6 +108,9 @@ func Open(opts Options) (*Store, error) {
 func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainfo.Hash) (tstorage.TorrentImpl, error) {
 	if err := CheckInfo(info); err != nil {
 		return tstorage.TorrentImpl{}, err
+	}
+	if d, ok := s.pc.(*durable); ok {
+		d.layout(pieceFiles(info, s.Root(info)))
 	}
 	if s.opts.Hashed && s.opts.Complete && s.opts.StateDir == "" {
 		for i := range info.NumPieces() {
