@@ -50,6 +50,9 @@ type Progress struct {
 	DownRate  int64  `json:"down_rate"` // payload bytes per second
 	UpRate    int64  `json:"up_rate"`
 	Uploaded  int64  `json:"uploaded"` // payload sent in this run
+	// Downloaded is the payload read from peers in this run: pieces already on disk and
+	// verified are not fetched again, so a resumed run reads only what was missing.
+	Downloaded int64 `json:"downloaded"`
 }
 
 // Complete: every piece is on disk and verified.

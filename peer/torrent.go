@@ -153,7 +153,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		s := t.t.Stats()
 		dt := now.Sub(lastAt).Seconds()
 		p := Progress{Event: "progress", Completed: t.t.BytesCompleted(), Size: size, Peers: s.ActivePeers,
-			Uploaded: written(&s) - written(&base)}
+			Uploaded: written(&s) - written(&base), Downloaded: read(&s) - read(&base)}
 		if dt > 0 {
 			p.DownRate = int64(float64(read(&s)-read(&last)) / dt)
 			p.UpRate = int64(float64(written(&s)-written(&last)) / dt)
