@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -50,6 +51,7 @@ type Node struct {
 	log  *slog.Logger
 	cl   *torrent.Client
 	host string
+	bans *banList
 
 	mu       sync.Mutex
 	torrents []*Torrent
@@ -115,7 +117,8 @@ func New(cfg Config) (n *Node, err error) {
 	if cfg.UploadRate > 0 {
 		c.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), 0)
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, host: host}
+	n = &Node{cfg: cfg, log: cfg.Logger, host: host, bans: &banList{}}
+	c.IPBlocklist = n.bans
 	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
 	c.Callbacks.ReceivedUsefulData = append(c.Callbacks.ReceivedUsefulData, n.onChunk)
 	cl, err := torrent.NewClient(c)
@@ -283,5 +286,19 @@ func (n *Node) SearchStats() map[string]SearchStats {
 	return m
 }
 
-// BannedIPs lists the peer addresses banned for sending data that failed its hash.
-func (n *Node) BannedIPs() []string { return n.cl.BadPeerIPs() }
+// BannedIPs lists the peer addresses banned for sending data that failed its hash, sorted.
+func (n *Node) BannedIPs() []string {
+	var ips []netip.Addr
+	for _, s := range n.cl.BadPeerIPs() {
+		// The library may hold one IP twice, as IPv4 and as IPv4-mapped IPv6.
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(ips, ip.Unmap()) {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	slices.SortFunc(ips, netip.Addr.Compare)
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}

@@ -1,0 +1,250 @@
+// Package badpeer is a hostile BitTorrent peer for tests. It speaks just enough of the wire
+// protocol (BEP 3, plaintext) to be dialled by a client, claims to have every piece, and then
+// either answers every request with wrong bytes or sends a message no client should accept.
+package badpeer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/torrent/metainfo"
+	pp "github.com/anacrolix/torrent/peer_protocol"
+)
+
+// Mode is how the peer misbehaves.
+type Mode int
+
+const (
+	// Corrupt answers every block request with random bytes of the right length.
+	Corrupt Mode = iota
+	// Oversized sends an extended message whose length prefix says 1 GiB, then waits.
+	Oversized
+	// UnknownID sends a message of a type that does not exist (0xee) with junk in it.
+	UnknownID
+	// Truncated sends a "have" message two bytes short.
+	Truncated
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Corrupt:
+		return "corrupt"
+	case Oversized:
+		return "oversized"
+	case UnknownID:
+		return "unknown-id"
+	case Truncated:
+		return "truncated"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// OversizedLength is the length prefix the Oversized peer sends.
+const OversizedLength = 1 << 30
+
+// Peer is a listening hostile peer for one torrent.
+type Peer struct {
+	mode      Mode
+	infoHash  metainfo.Hash
+	numPieces int
+	ln        net.Listener
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+
+	accepted   atomic.Int64 // TCP connections accepted
+	handshakes atomic.Int64 // BitTorrent handshakes completed
+	served     atomic.Int64 // blocks of wrong data sent
+	dropped    atomic.Int64 // connections the other side closed after the handshake
+}
+
+// Start listens on ip (port 0) as a peer of the torrent with this infohash and number of
+// pieces. Close stops it.
+func Start(ip string, infoHash metainfo.Hash, numPieces int, mode Mode) (*Peer, error) {
+	ln, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Peer{mode: mode, infoHash: infoHash, numPieces: numPieces, ln: ln, ctx: ctx, cancel: cancel,
+		conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is where the peer listens.
+func (p *Peer) Addr() netip.AddrPort { return p.ln.Addr().(*net.TCPAddr).AddrPort() }
+
+// Accepted counts TCP connections accepted (a client that prefers encryption dials twice for
+// one plaintext session).
+func (p *Peer) Accepted() int64 { return p.accepted.Load() }
+
+// Handshakes counts BitTorrent handshakes completed.
+func (p *Peer) Handshakes() int64 { return p.handshakes.Load() }
+
+// Served counts blocks of wrong data sent.
+func (p *Peer) Served() int64 { return p.served.Load() }
+
+// Dropped counts connections the other side closed after the handshake.
+func (p *Peer) Dropped() int64 { return p.dropped.Load() }
+
+// Close stops listening, closes every connection and waits for them to end.
+func (p *Peer) Close() error {
+	p.cancel()
+	err := p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Peer) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.ctx.Err() != nil {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		p.conns[c] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		p.accepted.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer func() {
+				p.mu.Lock()
+				delete(p.conns, c)
+				p.mu.Unlock()
+				c.Close()
+			}()
+			if err := p.handshake(c); err != nil {
+				return
+			}
+			p.handshakes.Add(1)
+			err := p.serve(c)
+			if p.ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+				p.dropped.Add(1)
+			}
+		}()
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout()
+}
+
+// handshake answers a plaintext BitTorrent handshake for our torrent; anything else (an
+// encrypted handshake, another torrent) is refused by closing the connection.
+func (p *Peer) handshake(c net.Conn) error {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = c.SetDeadline(time.Time{}) }()
+	var b [68]byte
+	if _, err := io.ReadFull(c, b[:20]); err != nil {
+		return err
+	}
+	if string(b[:20]) != pp.Protocol {
+		return errors.New("not a plaintext handshake")
+	}
+	if _, err := io.ReadFull(c, b[20:]); err != nil {
+		return err
+	}
+	if metainfo.Hash(b[28:48]) != p.infoHash {
+		return errors.New("another torrent")
+	}
+	out := make([]byte, 0, 68)
+	out = append(out, pp.Protocol...)
+	out = append(out, make([]byte, 8)...) // no extensions
+	out = append(out, p.infoHash[:]...)
+	out = append(out, "-BAD001-badpeer00000"...)
+	_, err := c.Write(out)
+	return err
+}
+
+// serve misbehaves on an established connection until it ends.
+func (p *Peer) serve(c net.Conn) error {
+	w := bufio.NewWriter(c)
+	have := make([]bool, p.numPieces)
+	for i := range have {
+		have[i] = true
+	}
+	switch p.mode {
+	case Corrupt:
+		write(w, pp.Message{Type: pp.Bitfield, Bitfield: have})
+		write(w, pp.Message{Type: pp.Unchoke})
+	case Oversized:
+		var h [5]byte
+		binary.BigEndian.PutUint32(h[:4], OversizedLength)
+		h[4] = byte(pp.Extended)
+		w.Write(h[:])
+		w.Write([]byte{0, 'd', 'e'}) // a start, and then nothing
+	case UnknownID:
+		junk := make([]byte, 64)
+		for i := range junk {
+			junk[i] = byte(rand.Uint32())
+		}
+		var h [5]byte
+		binary.BigEndian.PutUint32(h[:4], uint32(1+len(junk)))
+		h[4] = 0xee
+		w.Write(h[:])
+		w.Write(junk)
+	case Truncated:
+		w.Write([]byte{0, 0, 0, 3, byte(pp.Have), 0, 1})
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	d := pp.Decoder{R: bufio.NewReader(c), MaxLength: 1 << 20}
+	for {
+		var m pp.Message
+		if err := d.Decode(&m); err != nil {
+			return err
+		}
+		if p.mode != Corrupt || m.Keepalive || m.Type != pp.Request {
+			continue
+		}
+		if m.Length > 1<<17 {
+			continue
+		}
+		data := make([]byte, m.Length)
+		for i := range data {
+			data[i] = byte(rand.Uint32())
+		}
+		write(w, pp.Message{Type: pp.Piece, Index: m.Index, Begin: m.Begin, Piece: data})
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		p.served.Add(1)
+	}
+}
+
+func write(w *bufio.Writer, m pp.Message) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		panic(err) // our own messages always marshal
+	}
+	w.Write(b)
+}
