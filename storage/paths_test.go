@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,7 +70,13 @@ func TestCheckInfoRefuses(t *testing.T) {
 	negSingle.Length = -1
 	overflow := multi("top", seg("a"), seg("b"))
 	overflow.Files[0].Length, overflow.Files[1].Length = math.MaxInt64, 1
+	tooMany := metainfo.Info{Name: "top", PieceLength: 16 << 10, Files: make([]metainfo.FileInfo, storage.MaxFiles+1)}
+	for i := range tooMany.Files {
+		tooMany.Files[i] = metainfo.FileInfo{Length: 1, Path: seg(fmt.Sprint(i))}
+	}
 	cases = append(cases,
+		tc{"too many files", tooMany, "524289 files, more than the 524288 allowed", false},
+		tc{"long name quoted short", multi("top", seg(strings.Repeat("é", 200)+"\\x")), `"éééé`, true},
 		tc{"name.utf-8 wins over name", utf8Name, "torrent name", true},
 		tc{"path.utf-8 wins over path", utf8Path, `".."`, true},
 		tc{"empty path", multi("top", seg("a"), seg()), "empty path", true},
@@ -97,6 +104,9 @@ func TestCheckInfoRefuses(t *testing.T) {
 			if strings.ContainsAny(msg, "\r\n") {
 				t.Errorf("error spans several lines: %q", msg)
 			}
+			if len(msg) > 300 {
+				t.Errorf("error is %d bytes long: %.300s", len(msg), msg)
+			}
 			if errors.Is(err, storage.ErrUnsafePath) != c.path {
 				t.Errorf("errors.Is(%q, ErrUnsafePath) = %v, want %v", msg, !c.path, c.path)
 			}
@@ -122,6 +132,7 @@ func TestCheckInfoAccepts(t *testing.T) {
 		{"dash", single("-")},
 		{"colon later", single("ab:c")},
 		{"255 bytes", single(max)},
+		{"4096-byte path", multi("top", append(slices.Repeat(seg(strings.Repeat("p", 250)), 16), strings.Repeat("q", 4096-16*251)))},
 		{"folder", multi("Album 2024", seg("01 - intro.flac"), seg("cover art", "front.jpg"), seg("cover art", "back.jpg"))},
 		{"nested", multi("top", seg("a", "b", "c", "d.txt"), seg("a", "b", "e.txt"), seg("a", "f.txt"), seg("g"))},
 		{"unicode folders", multi("données", seg("répertoire", "fichier é.txt"), seg("目录", "文件"))},

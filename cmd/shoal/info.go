@@ -99,7 +99,7 @@ func describe(src *meta.Source) infoJSON {
 		}
 	}
 	if mi := src.MetaInfo; mi != nil {
-		out.Comment, out.CreatedBy = mi.Comment, mi.CreatedBy
+		out.Comment, out.CreatedBy = meta.Printable(mi.Comment), meta.Printable(mi.CreatedBy)
 		if mi.CreationDate > 0 {
 			out.Created = time.Unix(mi.CreationDate, 0).UTC().Format(time.RFC3339)
 		}

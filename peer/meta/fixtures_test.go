@@ -133,6 +133,84 @@ var fixtures = []fixture{
 		i.Files[1].Path = []string{"A.TXT"}
 		return encodeInfo(i)
 	}, want: []string{"listed twice"}},
+	{file: "duplicate-path-exact.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[1].Path = []string{"a.txt"}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", `"a.txt" is listed twice`}},
+	{file: "file-and-folder.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[1].Path = []string{"a.txt", "b.bin"}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", `"a.txt" is both a file and a folder`}},
+	{file: "name-drive-letter.torrent", build: func() []byte {
+		i := goodSingleInfo()
+		i.Name = "C:"
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "drive letter"}},
+	{file: "path-drive-letter.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[1].Path = []string{"c:", "Windows", "evil.dll"}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "file 1", "drive letter"}},
+	{file: "path-drive-backslash.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[0].Path = []string{`C:\Windows\evil.dll`}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "file 0", "path separator"}},
+	{file: "path-unc.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[0].Path = []string{`\server\share`, "evil"}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "path separator"}},
+	{file: "path-backslash-dotdot.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[1].Path = []string{`..\..\evil.sh`}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "path separator"}},
+	{file: "path-nul.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Files[1].Path = []string{"sub", "b.bin\x00.txt"}
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "file 1", "NUL"}},
+	{file: "name-long.torrent", build: func() []byte {
+		i := goodSingleInfo()
+		i.Name = strings.Repeat("n", 300)
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "300 bytes long, over 255"}},
+	{file: "path-long.torrent", build: func() []byte {
+		i := goodInfo()
+		var p []string
+		for range 20 {
+			p = append(p, strings.Repeat("d", 250))
+		}
+		i.Files[1].Path = append(p, "b.bin")
+		return encodeInfo(i)
+	}, want: []string{"unsafe file name", "5025 bytes long, over 4096"}},
+	{file: "pieces-too-many.torrent", build: func() []byte {
+		i := goodInfo()
+		i.Pieces = append(i.Pieces, i.Pieces[:20]...)
+		return encodeInfo(i)
+	}, want: []string{"8 piece hashes", "need 7"}},
+	{file: "total-size-huge.torrent", build: func() []byte {
+		i := goodSingleInfo()
+		i.Length = 1 << 62
+		i.PieceLength = 16 << 20
+		i.Pieces = i.Pieces[:20]
+		return encodeInfo(i)
+	}, want: []string{"4611686018427387904 bytes", "274877906944 pieces", "more than the 1048576 allowed"}},
+	{file: "deep-nesting.torrent", build: func() []byte {
+		// 1,000 nested lists under a key no one reads.
+		b := encodeMI(goodMetaInfo(goodSingleInfo()))
+		return append([]byte("d1:!"+strings.Repeat("l", 1000)+strings.Repeat("e", 1000)), b[1:]...)
+	}, want: []string{"malformed .torrent", "nesting depth"}},
+	{file: "piece-length-not-power-of-two.torrent", build: func() []byte {
+		// BEP 3 does not ask for a power of two, and libtorrent accepts any length.
+		i := goodInfo()
+		i.PieceLength = 30000
+		i.Pieces = pieceHashes(append(append([]byte(nil), goodFileA...), goodFileB...), 30000)
+		return encodeInfo(i)
+	}},
 	{file: "v2-only.torrent", build: func() []byte {
 		i := hybridInfo(32)
 		i.Files, i.Pieces = nil, nil

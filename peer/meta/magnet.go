@@ -50,7 +50,7 @@ func ParseMagnet(uri string) (*Source, error) {
 		}
 		return nil, errors.New("bad magnet link: no xt=urn:btih: info-hash")
 	}
-	s.Name = q.Get("dn")
+	s.Name = Printable(q.Get("dn"))
 	for _, tr := range q["tr"] {
 		tu, err := url.Parse(tr)
 		if err != nil || tu.Host == "" {

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
@@ -18,14 +20,28 @@ import (
 	"github.com/shoalp2p/shoal/storage"
 )
 
-// MaxTorrentFileSize caps how much of a .torrent file is read. Real ones are kilobytes to a
-// few megabytes (a 1 TiB torrent with 16 MiB pieces lists 1.3 MB of hashes).
-const MaxTorrentFileSize = 32 << 20
-
-// Piece length bounds accepted in a torrent and offered by Create.
+// Limits on the metadata shoal accepts, from a .torrent file or from peers after a magnet link.
+// A torrent over any of them is refused with a one-line reason before anything is written.
+// The limits on file names, paths and the number of files are storage.MaxNameBytes,
+// storage.MaxPathBytes and storage.MaxFiles.
 const (
+	// MaxTorrentFileSize caps how much of a .torrent file is read (32 MiB). Real ones are
+	// kilobytes to a few megabytes: a 1 TiB torrent with 16 MiB pieces lists 1.3 MB of hashes.
+	// (libtorrent's default is 10 MB; metadata fetched from peers is capped at 16 MiB by the
+	// torrent library.)
+	MaxTorrentFileSize = 32 << 20
+
+	// MinPieceLength and MaxPieceLength bound the piece length accepted in a torrent and
+	// offered by Create: 16 KiB (the BitTorrent block, and BEP 52's minimum) to 64 MiB. A v1
+	// piece length need not be a power of two (BEP 3 does not ask it, and libtorrent accepts
+	// any); Create only makes powers of two.
 	MinPieceLength = 16 << 10
 	MaxPieceLength = 64 << 20
+
+	// MaxPieces is the most pieces a torrent may have (1,048,576: 20 MiB of hashes, 64 TiB at
+	// the largest piece length). The torrent library keeps about 100 bytes per piece;
+	// libtorrent's default cap is twice this, but its 10 MB file limit stops at 500,000.
+	MaxPieces = 1 << 20
 )
 
 // Source is a torrent named by a .torrent file, a magnet link or an info-hash. Info is nil
@@ -99,6 +115,10 @@ func ParseTorrent(b []byte) (*Source, error) {
 	if len(mi.InfoBytes) == 0 {
 		return nil, errors.New("malformed .torrent: no info dictionary")
 	}
+	// Count the files before decoding them: a million-entry list costs gigabytes to decode.
+	if n := countFiles(mi.InfoBytes, storage.MaxFiles); n > storage.MaxFiles {
+		return nil, fmt.Errorf("torrent lists more than %d files, the most allowed", storage.MaxFiles)
+	}
 	info, err := mi.UnmarshalInfo()
 	if err != nil {
 		return nil, fmt.Errorf("malformed .torrent info: %v", firstLine(err))
@@ -133,11 +153,18 @@ func CheckInfo(info *metainfo.Info) error {
 	if err := storage.CheckInfo(info); err != nil {
 		return err
 	}
+	if n := len(info.Pieces) / 20; n > MaxPieces {
+		return fmt.Errorf("torrent lists %d piece hashes, more than the %d allowed", n, MaxPieces)
+	}
 	total := info.TotalLength()
 	if total <= 0 {
 		return errors.New("torrent holds no data (total size 0)")
 	}
 	want := (total + pl - 1) / pl
+	if want > MaxPieces {
+		return fmt.Errorf("torrent's %d bytes make %d pieces of %s, more than the %d allowed",
+			total, want, SizeText(pl), MaxPieces)
+	}
 	if info.HasV2() {
 		// Hybrid (BEP 52): the v1 pieces cover the v1 file list, padding files included,
 		// while the torrent library counts pieces from the v2 file tree; they must agree.
@@ -163,13 +190,14 @@ func CheckInfo(info *metainfo.Info) error {
 	return nil
 }
 
-// cleanTiers drops empty tiers and URLs.
+// cleanTiers drops empty tiers, and URLs that are empty or hold control characters (no
+// tracker has one, and printed they would drive the terminal).
 func cleanTiers(al metainfo.AnnounceList) [][]string {
 	var out [][]string
 	for _, tier := range al {
 		var t []string
 		for _, u := range tier {
-			if u = strings.TrimSpace(u); u != "" {
+			if u = strings.TrimSpace(u); u != "" && Printable(u) == u {
 				t = append(t, u)
 			}
 		}
@@ -178,6 +206,28 @@ func cleanTiers(al metainfo.AnnounceList) [][]string {
 		}
 	}
 	return out
+}
+
+// Printable returns s safe to print on a terminal: control characters (which start escape
+// sequences) and bytes that are not UTF-8 become U+FFFD. Names in a torrent are refused if they
+// hold any; a magnet link's display name, a comment or a creator's name are only shown.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }
 
 func firstLine(err error) string {
