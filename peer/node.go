@@ -215,11 +215,19 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	if !opts.Seed {
 		stateDir = filepath.Join(n.cfg.DataDir, "resume", src.InfoHash.HexString())
 	}
-	store, err := storage.Open(storage.Options{
+	storeOpts := storage.Options{
 		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Hashed: opts.Seed && opts.Hashed, Logger: n.log,
-	})
-	if err != nil {
-		return nil, err
+	}
+	// With the metadata in hand (a .torrent), the storage opens now, so that a folder that
+	// cannot be written is reported at once. Without it (a magnet link), it opens only once the
+	// metadata from peers has passed meta.CheckInfo: until then, nothing is written, not even
+	// the download folder or the resume record.
+	var store *storage.Store
+	if src.Info != nil {
+		var err error
+		if store, err = storage.Open(storeOpts); err != nil {
+			return nil, err
+		}
 	}
 	spec := torrent.AddTorrentOpts{
 		InfoHash:             src.InfoHash,
@@ -234,14 +242,16 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	}
 	t, isNew := n.cl.AddTorrentOpt(spec)
 	if !isNew {
-		store.Close()
+		if store != nil {
+			store.Close()
+		}
 		return nil, fmt.Errorf("torrent %s is already added", src.InfoHash.HexString())
 	}
 	if src.Name != "" {
 		t.SetDisplayName(src.Name)
 	}
 	tt := &Torrent{
-		node: n, t: t, src: src, store: store, opts: opts,
+		node: n, t: t, src: src, store: store, storeOpts: storeOpts, opts: opts,
 		peers:     append(append([]netip.AddrPort(nil), opts.Peers...), src.Peers...),
 		writeErrs: make(chan error, 1),
 		conns:     make(chan PeerFound, 256),
@@ -261,6 +271,9 @@ func (n *Node) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, t := range n.torrents {
+		if t.store == nil { // a magnet whose metadata never came
+			continue
+		}
 		if err := t.store.Close(); err != nil {
 			errs = append(errs, err)
 		}

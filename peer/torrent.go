@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -20,7 +21,8 @@ type Torrent struct {
 	node      *Node
 	t         *torrent.Torrent
 	src       *meta.Source
-	store     *storage.Store
+	store     *storage.Store // nil until the metadata is known and checked; set under node.mu
+	storeOpts storage.Options
 	opts      AddOptions
 	peers     []netip.AddrPort
 	writeErrs chan error
@@ -188,6 +190,11 @@ func (t *Torrent) awaitInfo(ctx context.Context, tick <-chan time.Time, emit fun
 // prepare opens the storage, hashes what is on disk where it cannot be trusted, and starts
 // the download and the tracker announces.
 func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Event)) error {
+	if t.store == nil {
+		if err := t.openStore(); err != nil {
+			return err
+		}
+	}
 	root := t.store.Root(info)
 	final, partial, err := t.store.OnDisk(info)
 	if err != nil {
@@ -226,6 +233,23 @@ func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Ev
 	if !t.opts.Seed {
 		t.t.DownloadAll()
 	}
+	return nil
+}
+
+// openStore opens the storage of a torrent whose metadata came from peers and was checked.
+func (t *Torrent) openStore() error {
+	st, err := storage.Open(t.storeOpts)
+	if err != nil {
+		return err
+	}
+	n := t.node
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !slices.Contains(n.torrents, t) { // the node was closed meanwhile
+		st.Close()
+		return ErrInterrupted
+	}
+	t.store = st
 	return nil
 }
 

@@ -21,7 +21,13 @@ func countFiles(info []byte, limit int) int {
 			continue
 		}
 		n := 0
-		for pos++; pos < len(info) && info[pos] != 'e' && n <= limit; n++ {
+		for pos++; n <= limit; n++ {
+			if pos >= len(info) {
+				return 0
+			}
+			if info[pos] == 'e' {
+				break
+			}
 			if pos, ok = skipValue(info, pos); !ok {
 				return 0
 			}

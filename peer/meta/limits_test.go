@@ -1,0 +1,82 @@
+package meta_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/shoalp2p/shoal/peer/meta"
+	"github.com/shoalp2p/shoal/storage"
+)
+
+// The limits too large for a committed fixture: each .torrent is built here, tens of MB.
+
+// singleWithPieces is a one-file torrent of n pieces of 16 KiB, its hashes all zero.
+func singleWithPieces(n int) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "d4:infod6:lengthi%de4:name4:huge12:piece lengthi16384e6:pieces%d:", int64(n)*16384, 20*n)
+	b.Write(make([]byte, 20*n))
+	b.WriteString("ee")
+	return b.Bytes()
+}
+
+// manyFiles is a folder torrent of n one-byte files.
+func manyFiles(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("d4:infod5:filesl")
+	for i := range n {
+		s := fmt.Sprint(i)
+		fmt.Fprintf(&b, "d6:lengthi1e4:pathl%d:%see", len(s), s)
+	}
+	pieces := (n + 16383) / 16384
+	fmt.Fprintf(&b, "e4:name4:many12:piece lengthi16384e6:pieces%d:", 20*pieces)
+	b.Write(make([]byte, 20*pieces))
+	b.WriteString("ee")
+	return b.Bytes()
+}
+
+func TestMaxPieces(t *testing.T) {
+	s, err := meta.ParseTorrent(singleWithPieces(meta.MaxPieces))
+	if err != nil {
+		t.Fatalf("%d pieces, the most allowed: %v", meta.MaxPieces, err)
+	}
+	if s.Info.NumPieces() != meta.MaxPieces {
+		t.Fatalf("%d pieces", s.Info.NumPieces())
+	}
+	_, err = meta.ParseTorrent(singleWithPieces(meta.MaxPieces + 1))
+	checkOneLine(t, err, "1048577 piece hashes, more than the 1048576 allowed")
+}
+
+func TestMaxFiles(t *testing.T) {
+	b := manyFiles(storage.MaxFiles + 1)
+	_, err := meta.ParseTorrent(b)
+	checkOneLine(t, err, "more than 524288 files")
+	// A million, as the issue asks: counted, not decoded.
+	_, err = meta.ParseTorrent(manyFiles(1_000_000))
+	checkOneLine(t, err, "more than 524288 files")
+}
+
+func TestMaxTorrentFileSize(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		size int
+		want string
+	}{
+		// The file is refused by its size alone, before it is decoded.
+		{"over.torrent", meta.MaxTorrentFileSize + 1, "larger than 32 MiB"},
+		// At the limit it is read and decoded (and refused for what it holds).
+		{"at.torrent", meta.MaxTorrentFileSize, "malformed .torrent"},
+	} {
+		p := filepath.Join(dir, c.name)
+		b := append([]byte("d1:x"), bytes.Repeat([]byte("l"), c.size-4)...)
+		copy(b[len(b)-3:], "0:e") // "d1:x" + "lll...l0:e": deep nesting, caught by the decoder
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := meta.LoadFile(p)
+		checkOneLine(t, err, p+": ", c.want)
+	}
+}

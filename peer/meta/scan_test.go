@@ -1,0 +1,57 @@
+package meta
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/metainfo"
+)
+
+func TestCountFiles(t *testing.T) {
+	files := func(n int) string {
+		var b strings.Builder
+		b.WriteString("5:filesl")
+		for i := range n {
+			fmt.Fprintf(&b, "d6:lengthi%de4:pathl1:x2:y%dee", i, i%10)
+		}
+		return b.String() + "e"
+	}
+	for _, c := range []struct {
+		info  string
+		limit int
+		want  int
+	}{
+		{"d" + files(3) + "4:name1:ae", 10, 3},
+		{"d6:lengthi5e" + "4:name1:a" + "e", 10, 0},
+		{"d4:name1:a" + files(0) + "e", 10, 0},
+		{"d4:name1:a6:piecesli1ed1:xl1:yeee1:zi0e" + files(5) + "e", 10, 5}, // skips nested values before it
+		{"d" + files(50) + "e", 3, 4},                                       // stops once past the limit
+		{"d5:filesi3ee", 10, 0},                                             // not a list
+		{"d" + files(3)[:20], 10, 0},                                        // truncated
+		{"d5:filesl99999:xee", 10, 0},                                       // string runs past the end
+		{"d5:filesl-1:xee", 10, 0},
+		{"d5:filesli1ei2ei3e", 10, 0}, // list never closed
+		{"d5:filesli1ei2ei3eee", 10, 3},
+		{"l5:filese", 10, 0},
+		{"", 10, 0},
+		{"d9999999999999999999999:x", 10, 0}, // length overflows
+	} {
+		if got := countFiles([]byte(c.info), c.limit); got != c.want {
+			t.Errorf("countFiles(%.60q, %d) = %d, want %d", c.info, c.limit, got, c.want)
+		}
+	}
+	// It agrees with the decoder on a real info dictionary.
+	info := metainfo.Info{Name: "x", PieceLength: 16384}
+	for i := range 100 {
+		info.Files = append(info.Files, metainfo.FileInfo{Length: int64(i), Path: []string{"d", fmt.Sprint(i)}, PathUtf8: []string{"é"}})
+	}
+	b, err := bencode.Marshal(&info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := countFiles(b, 1000); got != 100 {
+		t.Errorf("countFiles = %d, want 100", got)
+	}
+}
