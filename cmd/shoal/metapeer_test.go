@@ -32,7 +32,7 @@ type metaPeer struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 
-	served atomic.Int64 // metadata pieces sent
+	served atomic.Int64  // metadata pieces sent
 	ended  chan struct{} // gets a value each time a connection that was served ends
 }
 
