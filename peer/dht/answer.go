@@ -43,6 +43,9 @@ const (
 	// more contacts may wait for their ping.
 	maxPings   = 16
 	maxWaiting = 4096
+	// maxPinged is how many contacts serve remembers having pinged (for reverifyAfter each);
+	// past it, new contacts are not pinged until old ones are forgotten.
+	maxPinged = 10000
 )
 
 // onQuery is the library's hook for each query received, called with the library's lock held:
@@ -61,6 +64,7 @@ func (n *Node) onQuery(m *krpc.Msg, source net.Addr) bool {
 		select {
 		case n.queries <- &query{*m, source}:
 		default:
+			n.drops.overloaded.Add(1)
 		}
 		return false
 	}
@@ -75,7 +79,7 @@ func (n *Node) onQuery(m *krpc.Msg, source net.Addr) bool {
 // pings are in flight; the contacts past them wait their turn (up to maxWaiting of them).
 func (n *Node) serve() {
 	defer n.wg.Done()
-	pinged := make(map[netip.AddrPort]time.Time)
+	pinged := pingBook{m: make(map[netip.AddrPort]time.Time)}
 	var waiting []net.Addr
 	inFlight := 0
 	pong := make(chan struct{}, maxPings)
@@ -107,21 +111,37 @@ func (n *Node) serve() {
 			continue
 		case a = <-n.contacts:
 		}
-		ap := addrPortOf(a)
-		now := time.Now()
-		if at, ok := pinged[ap]; ok && now.Sub(at) < reverifyAfter || len(waiting) >= maxWaiting {
-			continue
+		if len(waiting) < maxWaiting && pinged.due(addrPortOf(a), time.Now()) {
+			waiting = append(waiting, a)
 		}
-		if len(pinged) >= 10000 {
-			for k, at := range pinged {
+	}
+}
+
+// pingBook is when serve last pinged each contact: at most maxPinged of them.
+type pingBook struct {
+	m      map[netip.AddrPort]time.Time
+	pruned time.Time
+}
+
+// due says whether ap is to be pinged at now, and if so records that it is.
+func (b *pingBook) due(ap netip.AddrPort, now time.Time) bool {
+	if at, ok := b.m[ap]; ok && now.Sub(at) < reverifyAfter {
+		return false
+	}
+	if len(b.m) >= maxPinged {
+		if pruneDue(&b.pruned, now) {
+			for k, at := range b.m {
 				if now.Sub(at) >= reverifyAfter {
-					delete(pinged, k)
+					delete(b.m, k)
 				}
 			}
 		}
-		pinged[ap] = now
-		waiting = append(waiting, a)
+		if len(b.m) >= maxPinged {
+			return false
+		}
 	}
+	b.m[ap] = now
+	return true
 }
 
 // answer replies to a find_node, get_peers or announce_peer query (BEP 5, and BEP 32's
@@ -130,6 +150,7 @@ func (n *Node) answer(q *query) {
 	from := addrPortOf(q.from)
 	a := q.m.A
 	if a == nil {
+		n.drops.badArgs.Add(1)
 		n.reply(q, nil, &krpc.Error{Code: krpc.ErrorCodeProtocolError, Msg: "missing arguments dict"})
 		return
 	}
@@ -151,18 +172,24 @@ func (n *Node) answer(q *query) {
 		}
 	case "announce_peer":
 		if !n.tokens.valid(a.Token, from.Addr(), time.Now()) {
+			n.drops.badToken.Add(1)
 			n.reply(q, nil, &krpc.Error{Code: krpc.ErrorCodeProtocolError, Msg: "bad token"})
 			return
 		}
 		port := int(from.Port())
 		if !a.ImpliedPort {
 			if a.Port == nil || *a.Port <= 0 || *a.Port > 65535 {
+				n.drops.badArgs.Add(1)
 				n.reply(q, nil, &krpc.Error{Code: krpc.ErrorCodeProtocolError, Msg: "bad port"})
 				return
 			}
 			port = *a.Port
 		}
-		n.store.AddPeer(peer_store.InfoHash(a.InfoHash), krpc.NodeAddr{IP: from.Addr().AsSlice(), Port: port})
+		if !n.store.add(peer_store.InfoHash(a.InfoHash), netip.AddrPortFrom(from.Addr(), uint16(port)), time.Now()) {
+			n.drops.storeFull.Add(1)
+			n.reply(q, nil, &krpc.Error{Code: krpc.ErrorCodeServerError, Msg: "peer store full"})
+			return
+		}
 	}
 	n.reply(q, r, nil)
 }

@@ -9,12 +9,15 @@ import (
 )
 
 // countingConn is the node's socket. It counts the queries the node sends and the replies
-// it receives, passes the get_peers exchanges to the node's Meter, and lets Close wait until
-// the library's read loop has stopped reading.
+// it receives, passes the get_peers exchanges to the node's Meter, drops what the node must
+// not read (see guard.go), and lets Close wait until the library's read loop has stopped
+// reading.
 type countingConn struct {
 	net.PacketConn
 	local            netip.AddrPort // the socket's address, as the Meter's key for our queries
 	meter            *Meter
+	drops            *drops
+	limit            *limiter
 	queries, replies atomic.Int64
 	reading          sync.RWMutex // held for reading by each ReadFrom
 	once             sync.Once
@@ -22,10 +25,16 @@ type countingConn struct {
 	mu    sync.Mutex
 	heard map[netip.AddrPort]time.Time // when each node last replied to us
 	keep  bool                         // never forget a node that replied (Config.Manual)
+	sent  map[txKey]time.Time          // our queries whose reply has not come, by the queried node
+
+	prunedHeard, prunedSent time.Time // last searches of the full maps for old entries
 }
 
-func newCountingConn(pc net.PacketConn, m *Meter, keep bool) *countingConn {
-	return &countingConn{PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m, heard: make(map[netip.AddrPort]time.Time), keep: keep}
+func newCountingConn(pc net.PacketConn, m *Meter, keep bool, d *drops) *countingConn {
+	return &countingConn{
+		PacketConn: pc, local: addrPortOf(pc.LocalAddr()), meter: m, drops: d, limit: newLimiter(),
+		heard: make(map[netip.AddrPort]time.Time), keep: keep, sent: make(map[txKey]time.Time),
+	}
 }
 
 func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -33,6 +42,7 @@ func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	var undo func()
 	switch y {
 	case 'q':
+		c.asked(txKey{addrPortOf(addr), t}) // before the write: the reply may be read before it returns
 		if q == "get_peers" {
 			undo = c.meter.querySent(txKey{c.local, t}, len(b))
 		}
@@ -52,24 +62,88 @@ func (c *countingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
+// ReadFrom returns the next datagram the node should read; it drops the others (see
+// guard.go).
 func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	c.reading.RLock()
 	defer c.reading.RUnlock()
-	n, addr, err := c.PacketConn.ReadFrom(b)
-	if err != nil {
-		return n, addr, err
-	}
-	switch y, t, q := krpcHead(b[:n]); y {
-	case 'q':
-		if q == "get_peers" {
-			c.meter.queryRead(txKey{addrPortOf(addr), t})
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil {
+			return n, addr, err
 		}
-	case 'r', 'e':
-		c.replies.Add(1)
-		c.meter.replyRead(txKey{c.local, t}, n)
-		c.replied(addrPortOf(addr))
+		if c.admit(b[:n], addrPortOf(addr)) {
+			return n, addr, nil
+		}
 	}
-	return n, addr, err
+}
+
+// admit says whether the node should read b, a datagram from from, and counts it.
+func (c *countingConn) admit(b []byte, from netip.AddrPort) bool {
+	if len(b) > maxPacket {
+		c.drops.oversize.Add(1)
+		return false
+	}
+	y, t, q := krpcHead(b)
+	if len(t) > maxTxID {
+		y = 0
+	}
+	switch y {
+	case 'q':
+		if !methods[q] {
+			c.drops.unknown.Add(1)
+			return false
+		}
+		if !c.limit.allow(from.Addr(), time.Now()) {
+			c.drops.rateLimited.Add(1)
+			return false
+		}
+		if !wellFormed(b) {
+			break
+		}
+		if q == "get_peers" {
+			c.meter.queryRead(txKey{from, t})
+		}
+		return true
+	case 'r', 'e':
+		if !c.solicited(txKey{from, t}) {
+			c.drops.unsolicited.Add(1)
+			return false
+		}
+		if !wellFormed(b) {
+			break
+		}
+		c.replies.Add(1)
+		c.meter.replyRead(txKey{c.local, t}, len(b))
+		c.replied(from)
+		return true
+	}
+	c.drops.garbage.Add(1)
+	return false
+}
+
+// asked records a query of ours to the node at k.querier.
+func (c *countingConn) asked(k txKey) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sent) >= maxOpen && pruneDue(&c.prunedSent, now) {
+		for k, at := range c.sent {
+			if now.Sub(at) > openTTL {
+				delete(c.sent, k)
+			}
+		}
+	}
+	c.sent[k] = now
+}
+
+// solicited says whether a reply answers a query of ours, and forgets the query.
+func (c *countingConn) solicited(k txKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.sent[k]
+	delete(c.sent, k)
+	return ok
 }
 
 // goodFor is how long a node that replied to us counts as good (BEP 5).
@@ -80,7 +154,7 @@ func (c *countingConn) replied(ap netip.AddrPort) {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.heard) >= maxOpen && !c.keep {
+	if len(c.heard) >= maxOpen && !c.keep && pruneDue(&c.prunedHeard, now) {
 		for k, at := range c.heard {
 			if now.Sub(at) > goodFor {
 				delete(c.heard, k)

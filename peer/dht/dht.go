@@ -134,6 +134,7 @@ type Node struct {
 	self   map[netip.AddrPort]struct{} // what this node announced: lookups skip it
 
 	warned atomic.Bool // "no bootstrap node reachable" said once
+	drops  drops       // what the node refused (Dropped)
 	stats  struct {
 		announces, lookups, contacted, found atomic.Int64
 	}
@@ -171,11 +172,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, errors.New("dht: both a listen address and a socket given")
 	}
 	n := &Node{
-		cfg: cfg, log: cfg.Logger, conn: newCountingConn(pc, cfg.Meter, cfg.Manual), meter: cfg.Meter, want: wantFor(pc),
+		cfg: cfg, log: cfg.Logger, meter: cfg.Meter, want: wantFor(pc),
 		store: newPeerStore(), public: cfg.Bootstrap == nil, boot: make(chan struct{}, 1),
 		contacts: make(chan net.Addr, 256), queries: make(chan *query, queueLen),
 		self: make(map[netip.AddrPort]struct{}), tokens: newTokens(),
 	}
+	n.conn = newCountingConn(pc, cfg.Meter, cfg.Manual, &n.drops)
 	if cfg.StateDir != "" {
 		var err error
 		n.saved, err = readNodes(filepath.Join(cfg.StateDir, nodesFile))

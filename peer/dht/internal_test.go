@@ -86,7 +86,7 @@ func TestGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	c := newCountingConn(pc, NewMeter(), false)
+	c := newCountingConn(pc, NewMeter(), false, new(drops))
 	ap := netip.MustParseAddrPort("127.0.5.2:1")
 	now := time.Now()
 	if c.good(ap, now, false) {

@@ -22,6 +22,8 @@ type Meter struct {
 	asked    map[txKey]time.Time // get_peers queries sent whose reply has not come yet
 	toAnswer map[txKey]time.Time // get_peers queries received, not answered yet
 	settled  chan struct{}       // closed, and replaced, each time asked becomes empty
+
+	prunedAsked, prunedToAnswer time.Time // last searches of the full maps for old entries
 }
 
 // Traffic is what a Meter counted.
@@ -117,7 +119,7 @@ func (m *Meter) querySent(k txKey, size int) (undo func()) {
 	m.t.Queries++
 	m.t.QueryBytes += int64(size)
 	now := time.Now()
-	prune(m.asked, now)
+	prune(m.asked, &m.prunedAsked, now)
 	m.asked[k] = now
 	return func() {
 		m.mu.Lock()
@@ -152,7 +154,10 @@ func (m *Meter) queryRead(k txKey) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	prune(m.toAnswer, now)
+	prune(m.toAnswer, &m.prunedToAnswer, now)
+	if len(m.toAnswer) >= 4*maxOpen {
+		return // a flood of queries: their replies go uncounted rather than the memory unbounded
+	}
 	m.toAnswer[k] = now
 }
 
@@ -176,9 +181,9 @@ func (m *Meter) wake() {
 	}
 }
 
-// prune forgets the old entries of a full map.
-func prune(open map[txKey]time.Time, now time.Time) {
-	if len(open) < maxOpen {
+// prune forgets the old entries of a full map (once per pruneEvery at most).
+func prune(open map[txKey]time.Time, last *time.Time, now time.Time) {
+	if len(open) < maxOpen || !pruneDue(last, now) {
 		return
 	}
 	for k, at := range open {
