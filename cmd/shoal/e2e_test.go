@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -147,48 +146,6 @@ func sha(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(h.Sum(nil))
-}
-
-// A download killed with SIGKILL halfway keeps its verified pieces: started again, it reads
-// less than the whole file from peers, and the file is exact.
-func TestResumeAfterKill(t *testing.T) {
-	const size = 32 << 20
-	dir := t.TempDir()
-	data := filepath.Join(dir, "payload.bin")
-	randomFile(t, data, size)
-	tf := filepath.Join(dir, "payload.torrent")
-	if out, err := exec.Command(shoalBin(t), "create", data, "-o", tf).CombinedOutput(); err != nil {
-		t.Fatalf("create: %v\n%s", err, out)
-	}
-	seeder := startShoal(t, "seed", tf, "-d", dir, "--listen", "127.0.0.2:0", "--data-dir", t.TempDir(), "--json")
-	addr := seeder.next(t, 30*time.Second, isEvent("start"))["listen"].(string)
-
-	out, state := t.TempDir(), t.TempDir()
-	getArgs := []string{"get", tf, "-o", out, "--listen", "127.0.0.3:0", "--peer", addr,
-		"--data-dir", state, "--seed-time", "0", "--json"}
-	first := startShoal(t, append(getArgs, "--download-rate", "4MiB")...)
-	first.next(t, 60*time.Second, func(e map[string]any) bool {
-		c, _ := e["completed"].(float64)
-		return e["event"] == "progress" && c >= size/2
-	})
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	first.wait(t, 10*time.Second)
-
-	second := startShoal(t, getArgs...)
-	done := second.next(t, 60*time.Second, isEvent("complete"))
-	if err := second.wait(t, 30*time.Second); err != nil {
-		t.Fatalf("second get: %v", err)
-	}
-	if sha(t, filepath.Join(out, "payload.bin")) != sha(t, data) {
-		t.Fatal("downloaded file differs from the original")
-	}
-	got := int64(done["downloaded"].(float64))
-	t.Logf("second run read %d of %d bytes", got, size)
-	if got >= size || got <= 0 {
-		t.Fatalf("second run read %d bytes, want more than 0 and less than %d", got, size)
-	}
 }
 
 // The first Ctrl-C stops a download cleanly (exit 130, one line on stderr); started again, it
