@@ -49,7 +49,7 @@ type hashWatch struct {
 	mu      sync.Mutex
 	senders map[int]map[netip.Addr]struct{} // piece -> IPs that sent blocks of it since it was hashed
 
-	hashing  map[int]bool         // pieces seen hashing or being marked, not yet settled
+	hashing  map[int]bool         // pieces seen hashing or being marked, not yet settled: was their state known
 	suspects map[netip.Addr][]int // IP -> failed pieces it sent blocks of, until banned
 	banned   map[netip.Addr]bool  // bans already reported (IPv4 unmapped)
 	seen     int                  // length of the client's ban list at the last look
@@ -113,13 +113,22 @@ func (n *Node) onChunk(ev torrent.ReceivedUsefulDataEvent) {
 func (t *Torrent) onPieceState(c torrent.PieceStateChange, emit func(Event)) {
 	w := t.watch
 	if c.Hashing || c.QueuedForHash || c.Marking {
-		w.hashing[c.Index] = true
+		if _, ok := w.hashing[c.Index]; !ok {
+			w.hashing[c.Index] = c.Ok
+		}
 		return
 	}
-	if !w.hashing[c.Index] {
+	known, ok := w.hashing[c.Index]
+	if !ok {
 		return
 	}
 	delete(w.hashing, c.Index)
+	if !known {
+		// The library's first check of a piece whose state was unknown (the download starts
+		// while it runs): it hashes what is on disk, perhaps a few blocks, and says nothing
+		// of the peers that sent them.
+		return
+	}
 	senders := w.take(c.Index)
 	if c.Complete || len(senders) == 0 {
 		// Passed, or a check of data already on disk.

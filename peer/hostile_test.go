@@ -100,8 +100,8 @@ func TestCorruptPeerBanned(t *testing.T) {
 			done = &e
 		}
 	}
-	t.Logf("bad peer: %d handshakes, %d wrong blocks sent; %d piece_failed events; bans %+v",
-		bad.Handshakes(), bad.Served(), len(failed), bans)
+	t.Logf("bad peer: %d connections accepted, %d handshakes (%d at the ban), %d wrong blocks sent; %d piece_failed events; bans %+v",
+		bad.Accepted(), bad.Handshakes(), handshakesAtBan, bad.Served(), len(failed), bans)
 	if bad.Served() == 0 {
 		t.Fatal("the bad peer was never asked for a block: the test proves nothing")
 	}
