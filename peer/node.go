@@ -121,6 +121,7 @@ func New(cfg Config) (n *Node, err error) {
 	c.IPBlocklist = n.bans
 	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
 	c.Callbacks.ReceivedUsefulData = append(c.Callbacks.ReceivedUsefulData, n.onChunk)
+	c.Callbacks.PeerConnReadExtensionMessage = append(c.Callbacks.PeerConnReadExtensionMessage, n.onExtensionMessage)
 	cl, err := torrent.NewClient(c)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -250,8 +251,12 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	if src.Name != "" {
 		t.SetDisplayName(src.Name)
 	}
+	var metadata *metadataCopy
+	if src.Info == nil {
+		metadata = newMetadataCopy(src.InfoHash)
+	}
 	tt := &Torrent{
-		node: n, t: t, src: src, store: store, storeOpts: storeOpts, opts: opts,
+		node: n, t: t, src: src, store: store, storeOpts: storeOpts, opts: opts, metadata: metadata,
 		peers:     append(append([]netip.AddrPort(nil), opts.Peers...), src.Peers...),
 		writeErrs: make(chan error, 1),
 		conns:     make(chan PeerFound, 256),

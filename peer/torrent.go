@@ -23,6 +23,7 @@ type Torrent struct {
 	src       *meta.Source
 	store     *storage.Store // nil until the metadata is known and checked; set under node.mu
 	storeOpts storage.Options
+	metadata  *metadataCopy // a magnet's metadata as it arrives; nil with a .torrent
 	opts      AddOptions
 	peers     []netip.AddrPort
 	writeErrs chan error
@@ -168,8 +169,18 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 // awaitInfo waits for the metadata: at once from a .torrent, or from peers (BEP 9).
 func (t *Torrent) awaitInfo(ctx context.Context, tick <-chan time.Time, emit func(Event)) (*metainfo.Info, error) {
 	t.dialDirect()
+	var arrived <-chan []byte
+	if t.metadata != nil {
+		arrived = t.metadata.out
+	}
 	for {
 		select {
+		case b := <-arrived:
+			// The library may refuse this metadata without a word: say why here.
+			if _, err := meta.ParseInfo(b); err != nil {
+				return nil, fmt.Errorf("refusing metadata from peers: %w", err)
+			}
+			arrived = nil
 		case <-t.t.GotInfo():
 			info := t.t.Info()
 			if err := meta.CheckInfo(info); err != nil {

@@ -115,25 +115,38 @@ func ParseTorrent(b []byte) (*Source, error) {
 	if len(mi.InfoBytes) == 0 {
 		return nil, errors.New("malformed .torrent: no info dictionary")
 	}
-	// Count the files before decoding them: a million-entry list costs gigabytes to decode.
-	if n := countFiles(mi.InfoBytes, storage.MaxFiles); n > storage.MaxFiles {
-		return nil, fmt.Errorf("torrent lists more than %d files, the most allowed", storage.MaxFiles)
-	}
-	info, err := mi.UnmarshalInfo()
+	info, err := parseInfo(mi.InfoBytes, "malformed .torrent info")
 	if err != nil {
-		return nil, fmt.Errorf("malformed .torrent info: %v", firstLine(err))
-	}
-	if err := CheckInfo(&info); err != nil {
 		return nil, err
 	}
 	s := &Source{
 		InfoHash: mi.HashInfoBytes(),
 		Name:     info.BestName(),
-		Info:     &info,
+		Info:     info,
 		MetaInfo: &mi,
 		Trackers: cleanTiers(mi.UpvertedAnnounceList()),
 	}
 	return s, nil
+}
+
+// ParseInfo decodes and checks an info dictionary as peers send it for a magnet link (BEP 9).
+func ParseInfo(b []byte) (*metainfo.Info, error) {
+	return parseInfo(b, "malformed info dictionary")
+}
+
+func parseInfo(b []byte, malformed string) (*metainfo.Info, error) {
+	// Count the files before decoding them: a million-entry list costs gigabytes to decode.
+	if n := countFiles(b, storage.MaxFiles); n > storage.MaxFiles {
+		return nil, fmt.Errorf("torrent lists more than %d files, the most allowed", storage.MaxFiles)
+	}
+	var info metainfo.Info
+	if err := bencode.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("%s: %v", malformed, firstLine(err))
+	}
+	if err := CheckInfo(&info); err != nil {
+		return nil, err
+	}
+	return &info, nil
 }
 
 // CheckInfo refuses an info dictionary that shoal cannot download safely: a bad piece length,
