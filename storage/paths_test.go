@@ -301,6 +301,20 @@ var checkInfoSeeds = map[string]checkInfoSeed{
 	"v2-pl-zero":    {"v2", "", "a", "b", "", 10, 2, 0, false, false, true},
 	"v2-props-key":  {"v2", "", "", "b", "", 10, 2, 16384, false, false, true},
 	"unicode":       {"日本", "", "é", "目录", "🎵", 1, 2, 16384, true, false, false},
+	// The malicious cases of the fixtures, as this target builds them.
+	"drive-backslash": {"top", "", `C:\Windows\x`, "b", "c", 1, 2, 16384, true, false, false},
+	"drive-segment":   {"top", "", "c", "b", "C:|x", 1, 2, 16384, true, true, false},
+	"unc":             {"top", "", `\\server\share`, "b", "c", 1, 2, 16384, true, false, false},
+	"long-name":       {strings.Repeat("n", 300), "", "", "", "", 1, 0, 16384, false, false, false},
+	"long-path":       {"top", "", "x", "y", strings.Repeat(strings.Repeat("d", 250)+"|", 20) + "f", 1, 2, 16384, true, true, false},
+	"nul-utf8":        {"top", "", "a", "b", "c\x00", 1, 2, 16384, true, true, false},
+	"duplicate":       {"top", "", "x", "y", "y", 1, 2, 16384, true, true, false},
+	"file-and-folder": {"top", "", "a", "b", "c", 1, 2, 16384, true, false, false},
+	"control":         {"top", "", "a\x1b[2J", "b", "c", 1, 2, 16384, true, true, false},
+	"total-2p62":      {"top", "", "x", "y", "z", 1 << 62, 1 << 62, 16384, true, true, false},
+	"pl-2p40":         {"big", "", "", "", "", 1, 0, 1 << 40, false, false, false},
+	"pl-zero":         {"zero", "", "", "", "", 1, 0, 0, false, false, false},
+	"pl-negative":     {"neg", "", "", "", "", 1, 0, -16384, false, false, false},
 }
 
 // FuzzCheckInfo builds an info from fuzzed names and checks that whatever CheckInfo accepts

@@ -30,6 +30,23 @@ var magnetSeeds = map[string]string{
 	"semicolon":    "magnet:?xt=urn:btih:" + ihHex + ";dn=x",
 	"fragment":     "magnet:?xt=urn:btih:" + ihHex + "#dn=x",
 	"empty-values": "magnet:?xt=&dn=&tr=&x.pe=",
+	// Hostile links.
+	"huge":            "magnet:?xt=urn:btih:" + ihHex + "&dn=" + strings.Repeat("a", 65<<10),
+	"bad-btih-hex":    "magnet:?xt=urn:btih:" + strings.Repeat("z", 40),
+	"bad-btih-base32": "magnet:?xt=urn:btih:" + strings.Repeat("1", 32),
+	"bad-btih-length": "magnet:?xt=urn:btih:" + ihHex + "00",
+	"btih-nul":        "magnet:?xt=urn:btih:" + ihHex[:39] + "%00",
+	"btih-unicode":    "magnet:?xt=urn:btih:" + strings.Repeat("ſ", 20),
+	"dn-escape":       "magnet:?xt=urn:btih:" + ihHex + "&dn=%1b%5b2J%1b%5b31mred%0anewline%00nul",
+	"dn-not-utf8":     "magnet:?xt=urn:btih:" + ihHex + "&dn=%ff%fe%c3",
+	"tr-escape":       "magnet:?xt=urn:btih:" + ihHex + "&tr=http://127.0.0.1/%1b%5b2J",
+	"tr-control":      "magnet:?xt=urn:btih:" + ihHex + "&tr=http%3A%2F%2F127.0.0.1%0A%2Fa",
+	"many-trackers":   "magnet:?xt=urn:btih:" + ihHex + strings.Repeat("&tr=udp://127.0.0.1:1", 2000),
+	"many-peers":      "magnet:?xt=urn:btih:" + ihHex + strings.Repeat("&x.pe=127.0.0.1:1", 2000),
+	"x.pe-garbage":    "magnet:?xt=urn:btih:" + ihHex + "&x.pe=[::1",
+	"double-escape":   "magnet:?xt=urn%3Abtih%3A" + ihHex,
+	"no-query":        "magnet:" + ihHex,
+	"opaque":          "magnet:xt=urn:btih:" + ihHex,
 }
 
 var infoHashSeeds = map[string]string{
@@ -84,6 +101,13 @@ func FuzzParseTorrent(f *testing.F) {
 			}
 		}
 		_ = meta.Magnet(s)
+		for _, tier := range s.Trackers {
+			for _, u := range tier {
+				if meta.Printable(u) != u {
+					t.Fatalf("tracker %q would drive the terminal", u)
+				}
+			}
+		}
 
 		// Written out again, it reads back as the same torrent.
 		var buf bytes.Buffer
@@ -120,6 +144,9 @@ func FuzzParseMagnet(f *testing.F) {
 		}
 		if s.Info != nil || s.MetaInfo != nil {
 			t.Fatal("metadata from a magnet link")
+		}
+		if meta.Printable(s.Name) != s.Name {
+			t.Fatalf("display name %q would drive the terminal", s.Name)
 		}
 		out := meta.Magnet(s)
 		if len(out) > 64<<10 {

@@ -35,6 +35,12 @@ func TestParseMagnet(t *testing.T) {
 		{name: "base32 lower case", uri: "magnet:?xt=urn:btih:" + strings.ToLower(b32)},
 		{name: "upper-case scheme and urn", uri: "MAGNET:?xt=URN:BTIH:" + ihHex},
 		{name: "display name", uri: "magnet:?xt=urn:btih:" + ihHex + "&dn=My+Files%20%C3%A9", wantName: "My Files é"},
+		{name: "display name with escapes", uri: "magnet:?xt=urn:btih:" + ihHex + "&dn=%1b%5b2Jx%0Ay%00%c2%9b%ff",
+			wantName: "\uFFFD[2Jx\uFFFDy\uFFFD\uFFFD\uFFFD"},
+		{name: "tracker with a control character", uri: "magnet:?xt=urn:btih:" + ihHex + "&tr=http://127.0.0.1/%1b%5b2J", wantErr: "tracker"},
+		{name: "btih with NUL", uri: "magnet:?xt=urn:btih:" + ihHex[:39] + "%00", wantErr: "not hexadecimal"},
+		{name: "btih 42 characters", uri: "magnet:?xt=urn:btih:" + ihHex + "00", wantErr: "42 characters"},
+		{name: "x.pe cut short", uri: "magnet:?xt=urn:btih:" + ihHex + "&x.pe=[::1", wantErr: "x.pe"},
 		{
 			name:     "several trackers",
 			uri:      "magnet:?xt=urn:btih:" + ihHex + "&tr=http%3A%2F%2F127.0.0.1%3A6969%2Fannounce&tr=udp://127.0.0.1:6970&tr=https://127.0.0.1:443/a?x=1",

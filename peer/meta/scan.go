@@ -1,12 +1,14 @@
 package meta
 
 // countFiles counts the entries of the "files" list in a bencoded info dictionary without
-// decoding them, stopping once it passes limit. It returns 0 when there is no such list, or
-// when the dictionary is malformed (the decoder then says why).
+// decoding them, stopping once it passes limit. A dictionary may name "files" more than once
+// (the decoder keeps the last): the largest count is returned. It returns 0 when there is no
+// such list, or when the dictionary is malformed (the decoder then says why).
 func countFiles(info []byte, limit int) int {
 	if len(info) == 0 || info[0] != 'd' {
 		return 0
 	}
+	most := 0
 	pos := 1
 	for pos < len(info) && info[pos] != 'e' {
 		start, end, ok := bstring(info, pos)
@@ -21,20 +23,27 @@ func countFiles(info []byte, limit int) int {
 			continue
 		}
 		n := 0
-		for pos++; n <= limit; n++ {
+		for pos++; ; n++ {
 			if pos >= len(info) {
 				return 0
 			}
 			if info[pos] == 'e' {
+				pos++
 				break
+			}
+			if n > limit {
+				return n
 			}
 			if pos, ok = skipValue(info, pos); !ok {
 				return 0
 			}
 		}
-		return n
+		most = max(most, n)
 	}
-	return 0
+	if pos >= len(info) {
+		return 0
+	}
+	return most
 }
 
 // bstring finds the bencoded string at pos: its bytes are b[start:end], and end is the

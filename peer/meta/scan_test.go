@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -54,4 +55,29 @@ func TestCountFiles(t *testing.T) {
 	if got := countFiles(b, 1000); got != 100 {
 		t.Errorf("countFiles = %d, want 100", got)
 	}
+}
+
+// FuzzCountFiles checks the files count against the decoder on any input: where the decoder
+// reads a files list, the count is at least its length (up to the limit).
+func FuzzCountFiles(f *testing.F) {
+	f.Add([]byte("d5:filesld6:lengthi1e4:pathl1:aeed6:lengthi2e4:pathl1:beee4:name1:xe"))
+	f.Add([]byte("d4:name1:a6:piecesli1ed1:xl1:yeee5:filesli1ei2ee1:zi0ee"))
+	f.Add([]byte("d5:filesl99999:xee"))
+	f.Add([]byte("d5:filesli1ei2ei3e"))
+	f.Add([]byte("d5:filesle5:filesli1eee"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const limit = 8
+		got := countFiles(b, limit)
+		var v struct {
+			Files []bencode.Bytes `bencode:"files"`
+		}
+		if bencode.Unmarshal(b, &v) != nil || b[0] != 'd' {
+			return
+		}
+		// Never fewer (a list the count misses would be decoded whole); more only when the
+		// key is there twice.
+		if want := min(len(v.Files), limit+1); got < want || (got > want && bytes.Count(b, []byte("5:files")) < 2) {
+			t.Fatalf("countFiles = %d, the decoder reads %d files", got, len(v.Files))
+		}
+	})
 }
