@@ -15,7 +15,7 @@ const badinputFixtures = "../../testdata"
 
 // badinputGood are the fixtures that must load; every other .torrent there is malformed.
 var badinputGood = map[string]bool{"good.torrent": true, "good-single.torrent": true, "hybrid.torrent": true,
-	"piece-length-not-power-of-two.torrent": true}
+	"piece-length-not-power-of-two.torrent": true, "escapes.torrent": true}
 
 // badinputRun runs shoal in process as main does, with a context that is already cancelled:
 // a command that wrongly gets as far as starting a node stops at once instead of hanging.

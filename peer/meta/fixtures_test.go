@@ -211,6 +211,15 @@ var fixtures = []fixture{
 		i.Pieces = pieceHashes(append(append([]byte(nil), goodFileA...), goodFileB...), 30000)
 		return encodeInfo(i)
 	}},
+	{file: "escapes.torrent", build: func() []byte {
+		// Loads, but what it would print is made harmless: see TestFixtureEscapes.
+		mi := goodMetaInfo(goodSingleInfo())
+		mi.Comment = "\x1b[2J\x1b[31mred\r\nsecond line\u009b"
+		mi.CreatedBy = "bell\x07"
+		mi.Announce = "http://127.0.0.1:6969/\x1b[2J"
+		mi.AnnounceList = [][]string{{"http://127.0.0.1:6969/\x1b[2J", "http://127.0.0.1:6969/announce"}, {"\x1b]0;title\x07"}}
+		return encodeMI(mi)
+	}},
 	{file: "v2-only.torrent", build: func() []byte {
 		i := hybridInfo(32)
 		i.Files, i.Pieces = nil, nil
@@ -414,6 +423,21 @@ func TestFixtureGood(t *testing.T) {
 	checkPieces(t, single.Info, goodSingleB)
 	if want := "[[udp://127.0.0.1:6969 http://127.0.0.1:6969/announce] [http://127.0.0.2:80/announce]]"; fmt.Sprint(single.Trackers) != want {
 		t.Errorf("trackers %v, want %s", single.Trackers, want)
+	}
+}
+
+// Trackers holding control characters are dropped: no tracker has one, and printed they would
+// drive the terminal.
+func TestFixtureEscapes(t *testing.T) {
+	src, err := meta.LoadFile(filepath.Join(fixtureDir, "escapes.torrent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[[http://127.0.0.1:6969/announce]]"; fmt.Sprint(src.Trackers) != want {
+		t.Errorf("trackers %q, want %s", src.Trackers, want)
+	}
+	if got := meta.Printable(src.MetaInfo.Comment); got != "\uFFFD[2J\uFFFD[31mred\uFFFD\uFFFDsecond line\uFFFD" {
+		t.Errorf("Printable(comment) = %q", got)
 	}
 }
 
