@@ -51,7 +51,6 @@ type Node struct {
 	log  *slog.Logger
 	cl   *torrent.Client
 	host string
-	bans *banList
 
 	mu       sync.Mutex
 	torrents []*Torrent
@@ -117,8 +116,7 @@ func New(cfg Config) (n *Node, err error) {
 	if cfg.UploadRate > 0 {
 		c.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), 0)
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, host: host, bans: &banList{}}
-	c.IPBlocklist = n.bans
+	n = &Node{cfg: cfg, log: cfg.Logger, host: host}
 	c.Callbacks.PeerConnAdded = append(c.Callbacks.PeerConnAdded, n.onPeerConn)
 	c.Callbacks.ReceivedUsefulData = append(c.Callbacks.ReceivedUsefulData, n.onChunk)
 	c.Callbacks.PeerConnReadExtensionMessage = append(c.Callbacks.PeerConnReadExtensionMessage, n.onExtensionMessage)
