@@ -1,13 +1,11 @@
 package peer
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 
 	"github.com/anacrolix/torrent"
-	"github.com/anacrolix/torrent/iplist"
 )
 
 // PieceFailed: a piece downloaded from peers failed its hash check. Its data is thrown away
@@ -179,47 +177,7 @@ func (t *Torrent) checkBans(emit func(Event)) {
 		if pieces == nil {
 			pieces = []int{}
 		}
-		t.node.bans.add(ip)
 		t.node.log.Info("banned peer: it sent data that failed the hash check", "ip", ip.String(), "pieces", pieces)
 		emit(Ban{Event: "ban", IP: ip.String(), Reason: BanBadData, Pieces: pieces})
 	}
-}
-
-// banList holds the node's bans as the IP block list the library checks before every dial
-// and accept. The library's own ban list keeps an IP banned for a failed piece in IPv4-mapped
-// form only, which does not match the plain IPv4 address the peer is dialled or accepted on:
-// without this list a banned peer is dialled again, and let in when it dials.
-type banList struct {
-	mu  sync.Mutex
-	ips map[netip.Addr]struct{}
-}
-
-func (b *banList) add(ip netip.Addr) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ips == nil {
-		b.ips = map[netip.Addr]struct{}{}
-	}
-	b.ips[ip.Unmap()] = struct{}{}
-}
-
-// Lookup is called by the library, with its lock held.
-func (b *banList) Lookup(ip net.IP) (iplist.Range, bool) {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return iplist.Range{}, false
-	}
-	b.mu.Lock()
-	_, banned := b.ips[a.Unmap()]
-	b.mu.Unlock()
-	if !banned {
-		return iplist.Range{}, false
-	}
-	return iplist.Range{First: ip, Last: ip, Description: "banned: sent data that failed the hash check"}, true
-}
-
-func (b *banList) NumRanges() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.ips)
 }

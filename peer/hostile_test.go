@@ -56,7 +56,8 @@ func startBad(t *testing.T, ip string, src *meta.Source, pieces int, mode badpee
 
 // A peer that answers every request with wrong bytes, beside an honest seeder: every piece it
 // sends fails its hash, the leecher bans its IP and says so (piece_failed, ban, the complete
-// event's counters), never dials it again, and finishes from the seeder with the exact file.
+// event's counters), neither dials it again nor lets it back in, and finishes from the seeder
+// with the exact file.
 func TestCorruptPeerBanned(t *testing.T) {
 	src, seedDir, seeder, pieces := hostileSwarm(t, "127.0.0.21", 4<<20)
 	bad := startBad(t, "127.0.0.22", src, pieces, badpeer.Corrupt)
@@ -127,6 +128,16 @@ func TestCorruptPeerBanned(t *testing.T) {
 	}
 	if h := bad.Handshakes(); h != handshakesAtBan {
 		t.Fatalf("the bad peer was dialled again after its ban: %d handshakes at the ban, %d at the end", handshakesAtBan, h)
+	}
+
+	// Nor is it let in when it dials: the leecher, still seeding, takes a connection from an
+	// IP it has not banned but not from this one.
+	other := startBad(t, "127.0.0.24", src, pieces, badpeer.Corrupt)
+	if err := other.Dial(leecher.Addr()); err != nil {
+		t.Fatalf("a peer that is not banned dials in: %v", err)
+	}
+	if err := bad.Dial(leecher.Addr()); !errors.Is(err, badpeer.ErrRefused) {
+		t.Fatalf("the banned peer dials in: %v, want it refused", err)
 	}
 }
 

@@ -56,6 +56,7 @@ const OversizedLength = 1 << 30
 type Peer struct {
 	mode      Mode
 	infoHash  metainfo.Hash
+	id        [20]byte
 	numPieces int
 	ln        net.Listener
 	ctx       context.Context
@@ -81,6 +82,10 @@ func Start(ip string, infoHash metainfo.Hash, numPieces int, mode Mode) (*Peer, 
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peer{mode: mode, infoHash: infoHash, numPieces: numPieces, ln: ln, ctx: ctx, cancel: cancel,
 		conns: map[net.Conn]struct{}{}}
+	copy(p.id[:], "-BAD001-")
+	for i := 8; i < len(p.id); i++ {
+		p.id[i] = 'a' + byte(rand.IntN(26))
+	}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -93,7 +98,7 @@ func (p *Peer) Addr() netip.AddrPort { return p.ln.Addr().(*net.TCPAddr).AddrPor
 // one plaintext session).
 func (p *Peer) Accepted() int64 { return p.accepted.Load() }
 
-// Handshakes counts BitTorrent handshakes completed.
+// Handshakes counts BitTorrent handshakes completed, accepted or dialled.
 func (p *Peer) Handshakes() int64 { return p.handshakes.Load() }
 
 // Served counts blocks of wrong data sent.
@@ -134,22 +139,93 @@ func (p *Peer) accept() {
 		p.accepted.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer func() {
-				p.mu.Lock()
-				delete(p.conns, c)
-				p.mu.Unlock()
-				c.Close()
-			}()
+			defer p.forget(c)
 			if err := p.handshake(c); err != nil {
 				return
 			}
 			p.handshakes.Add(1)
-			err := p.serve(c)
-			if p.ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
-				p.dropped.Add(1)
-			}
+			p.misbehave(c)
 		}()
 	}
+}
+
+func (p *Peer) forget(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+// misbehave serves a connection after the handshake, and counts it dropped if the other
+// side closes it.
+func (p *Peer) misbehave(c net.Conn) {
+	err := p.serve(c)
+	if p.ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+		p.dropped.Add(1)
+	}
+}
+
+// ErrRefused is returned by Dial when the client closes the connection instead of answering
+// the handshake.
+var ErrRefused = errors.New("the client closed the connection without a handshake")
+
+// Dial connects to a client from the peer's own IP and sends a plaintext handshake for the
+// torrent. When the client answers it, the peer goes on misbehaving on the connection (in
+// the background, until Close) and Dial returns nil.
+func (p *Peer) Dial(addr netip.AddrPort) error {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: p.Addr().Addr().AsSlice()}, Timeout: 10 * time.Second}
+	c, err := d.DialContext(p.ctx, "tcp4", addr.String())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.ctx.Err() != nil {
+		p.mu.Unlock()
+		c.Close()
+		return net.ErrClosed
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	if err := p.initiate(c); err != nil {
+		p.forget(c)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
+			return fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		return err
+	}
+	p.handshakes.Add(1)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer p.forget(c)
+		p.misbehave(c)
+	}()
+	return nil
+}
+
+// initiate sends the handshake and reads the answer.
+func (p *Peer) initiate(c net.Conn) error {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = c.SetDeadline(time.Time{}) }()
+	if _, err := c.Write(p.handshakeBytes()); err != nil {
+		return err
+	}
+	var b [68]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return err
+	}
+	if string(b[:20]) != pp.Protocol || metainfo.Hash(b[28:48]) != p.infoHash {
+		return errors.New("not a handshake for our torrent")
+	}
+	return nil
+}
+
+func (p *Peer) handshakeBytes() []byte {
+	out := make([]byte, 0, 68)
+	out = append(out, pp.Protocol...)
+	out = append(out, make([]byte, 8)...) // no extensions
+	out = append(out, p.infoHash[:]...)
+	return append(out, p.id[:]...)
 }
 
 func isReset(err error) bool {
@@ -175,12 +251,7 @@ func (p *Peer) handshake(c net.Conn) error {
 	if metainfo.Hash(b[28:48]) != p.infoHash {
 		return errors.New("another torrent")
 	}
-	out := make([]byte, 0, 68)
-	out = append(out, pp.Protocol...)
-	out = append(out, make([]byte, 8)...) // no extensions
-	out = append(out, p.infoHash[:]...)
-	out = append(out, "-BAD001-badpeer00000"...)
-	_, err := c.Write(out)
+	_, err := c.Write(p.handshakeBytes())
 	return err
 }
 
