@@ -47,9 +47,9 @@ type failureResponse struct {
 }
 
 func (s *Server) serveAnnounce(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		s.fail(w, r, reasonBadQuery)
+	q, reason := query(r)
+	if reason != "" {
+		s.fail(w, r, reason)
 		return
 	}
 	req, reason := parseAnnounce(q)

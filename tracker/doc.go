@@ -4,7 +4,8 @@
 //
 //	srv, err := tracker.New(tracker.Config{Interval: 30 * time.Minute})
 //	go srv.Run(ctx)  // drops expired peers in the background; optional
-//	http.ListenAndServe("127.0.0.1:6969", srv)
+//	l, err := net.Listen("tcp", "127.0.0.1:6969")
+//	srv.HTTPServer(nil).Serve(srv.Listener(l))  // timeouts, size and connection limits
 //
 // # Endpoints
 //
@@ -25,7 +26,9 @@
 //
 // Every announce or scrape error is answered with status 200 and a bencoded dictionary
 // {"failure reason": "..."}, which is what clients show their users; a bad request never
-// gets a 4xx or 5xx status.
+// gets a 4xx or 5xx status from the tracker. That includes a request that is not a GET and
+// a query string over MaxQueryBytes (8 KiB). (A request line and headers over
+// MaxHeaderBytes, 32 KiB, are refused before the tracker sees them, by net/http: status 431.)
 //
 // # The peer's address
 //
@@ -47,6 +50,12 @@
 // Config.MaxPeers peers per torrent (default 2,000), so at most two million peers (a few
 // hundred bytes each). A full table answers a failure reason to newcomers; peers already
 // listed keep announcing.
+//
+// HTTPServer and Listener bound what connections cost: a client has HeaderTimeout (default
+// 10 s) to send its request line and headers however slowly it trickles them (slowloris),
+// 15 s to send its whole request and to read the answer, a kept-alive connection is closed
+// after a minute without a request, and at most MaxConns connections (default 8,192) are
+// open at once: those past it are closed as soon as they are accepted (Stats.ConnsRefused).
 //
 // With Config.Allow, only the listed info-hashes are served (a private tracker); announces
 // and scrapes of others get the failure reason "torrent not allowed on this tracker".

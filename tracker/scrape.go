@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -21,9 +20,9 @@ type scrapeFile struct {
 }
 
 func (s *Server) serveScrape(w http.ResponseWriter, r *http.Request) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		s.fail(w, r, reasonBadQuery)
+	q, reason := query(r)
+	if reason != "" {
+		s.fail(w, r, reason)
 		return
 	}
 	raw := q["info_hash"]

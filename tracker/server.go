@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,12 +45,19 @@ type Config struct {
 	Allow []metainfo.Hash
 	// Logger receives a line for each refused request at debug level; nil discards.
 	Logger *slog.Logger
+	// HeaderTimeout is how long HTTPServer gives a client to send its request's headers
+	// (default DefaultHeaderTimeout); MaxConns how many connections Listener lets be open at
+	// once (default DefaultMaxConns).
+	HeaderTimeout time.Duration
+	MaxConns      int
 }
 
 // Failure reasons shared by announce and scrape.
 const (
 	reasonNotAllowed = "torrent not allowed on this tracker"
 	reasonBadQuery   = "malformed query string"
+	reasonLongQuery  = "query string too long"
+	reasonNotGet     = "not a GET request"
 )
 
 // Server is an HTTP tracker. Create it with New; serve it with any http.Server.
@@ -64,6 +73,7 @@ type Server struct {
 	torrents map[metainfo.Hash]*swarm
 
 	announces, scrapes, failures atomic.Int64
+	conns, connsRefused          atomic.Int64 // connections open through Listener, and refused by it
 }
 
 // New checks cfg, fills in its defaults and makes a Server.
@@ -80,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinInterval < 0 || cfg.MinInterval > cfg.Interval {
 		return nil, fmt.Errorf("tracker min interval %v: must be between 0 and the interval %v", cfg.MinInterval, cfg.Interval)
 	}
-	if cfg.MaxTorrents < 0 || cfg.MaxPeers < 0 {
+	if cfg.MaxTorrents < 0 || cfg.MaxPeers < 0 || cfg.MaxConns < 0 || cfg.HeaderTimeout < 0 {
 		return nil, errors.New("tracker bounds must not be negative")
 	}
 	if cfg.MaxTorrents == 0 {
@@ -88,6 +98,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxPeers == 0 {
 		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -115,6 +131,22 @@ func New(cfg Config) (*Server, error) {
 
 // ServeHTTP serves /announce, /scrape, /stats and /.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// query checks a request to /announce or /scrape and parses its query string; it returns a
+// failure reason if the request is not a GET or its query is too long or malformed.
+func query(r *http.Request) (url.Values, string) {
+	if r.Method != http.MethodGet {
+		return nil, reasonNotGet
+	}
+	if len(r.URL.RawQuery) > MaxQueryBytes {
+		return nil, reasonLongQuery + ": at most " + strconv.Itoa(MaxQueryBytes) + " bytes"
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, reasonBadQuery
+	}
+	return q, ""
+}
 
 // allowed says whether ih may be announced and scraped here.
 func (s *Server) allowed(ih metainfo.Hash) bool { return s.allow == nil || s.allow[ih] }

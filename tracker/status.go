@@ -18,9 +18,11 @@ type Stats struct {
 	Leechers  int   `json:"leechers"`
 	Completed int64 `json:"completed"`
 	// Announces and Scrapes count the requests answered; Failures those refused.
-	Announces       int64 `json:"announces"`
-	Scrapes         int64 `json:"scrapes"`
-	Failures        int64 `json:"failures"`
+	Announces int64 `json:"announces"`
+	Scrapes   int64 `json:"scrapes"`
+	Failures  int64 `json:"failures"`
+	// ConnsRefused counts the connections Listener closed at once: MaxConns were open.
+	ConnsRefused    int64 `json:"conns_refused"`
 	IntervalSeconds int64 `json:"interval_seconds"`
 	UptimeSeconds   int64 `json:"uptime_seconds"`
 	// Private says only the info-hashes of an allow list are served.
@@ -44,6 +46,7 @@ func (s *Server) Stats() Stats {
 		Announces:       s.announces.Load(),
 		Scrapes:         s.scrapes.Load(),
 		Failures:        s.failures.Load(),
+		ConnsRefused:    s.connsRefused.Load(),
 		IntervalSeconds: int64(s.cfg.Interval / time.Second),
 		UptimeSeconds:   int64(now.Sub(s.started) / time.Second),
 		Private:         s.allow != nil,

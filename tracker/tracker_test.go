@@ -63,12 +63,31 @@ func TestAnnounceMalformed(t *testing.T) {
 		{"downloaded not a number", strings.Replace(good, "downloaded=0", "downloaded=x", 1), "invalid downloaded"},
 		{"bad escape", good + "&key=%zz", "malformed query"},
 		{"semicolon", good + ";x=1", "malformed query"},
+		{"garbage", "\x00\xff%%%\x01&&==&\x7f", "malformed query"},
+		{"garbage pairs", "a=b&&c&=d&\xfe\xfd=1", "missing info_hash"},
+		{"huge query", good + "&key=" + strings.Repeat("k", tracker.MaxQueryBytes), "query string too long"},
+		{"huge repeated info_hash", strings.Repeat("info_hash="+esc(ihA)+"&", 200), "query string too long"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := failure(t, get(t, srv, "/announce", c.query, "127.0.0.2:40000")); !strings.Contains(got, c.want) {
 				t.Fatalf("failure reason %q, want it to say %q", got, c.want)
 			}
 		})
+	}
+	// Only GET: any other method gets a failure reason too, for announce and scrape alike.
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, "BREW"} {
+		for _, path := range []string{"/announce", "/scrape"} {
+			r := httptest.NewRequest(method, path+"?"+good, strings.NewReader(good))
+			r.RemoteAddr = "127.0.0.2:40000"
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				t.Fatalf("%s %s: status %d", method, path, w.Code)
+			}
+			if got := failure(t, w.Body.Bytes()); got != "not a GET request" {
+				t.Fatalf("%s %s: failure reason %q", method, path, got)
+			}
+		}
 	}
 	if st := srv.Stats(); st.Torrents != 0 || st.Announces != 0 || st.Failures == 0 {
 		t.Fatalf("after bad announces only: %+v", st)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"syscall"
@@ -125,22 +124,15 @@ func runTracker(ctx context.Context, cmd *cli.Command, cfg tracker.Config) error
 		}()
 	}
 
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    32 << 10, // a scrape of 100 info-hashes is about 7 KiB
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	// Timeouts, a header size limit and a bound on open connections (see tracker.HTTPServer).
+	hs := srv.HTTPServer(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = srv.Run(sweepCtx) })
 	defer func() { stopSweep(); wg.Wait() }()
 
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(l) }()
+	go func() { served <- hs.Serve(srv.Listener(l)) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving on %s: %w", l.Addr(), err)
