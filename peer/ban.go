@@ -25,7 +25,8 @@ type Ban struct {
 	Event  string `json:"event"`
 	IP     string `json:"ip"`
 	Reason string `json:"reason"`
-	// Pieces are the failed pieces this IP sent blocks of (the first maxSuspectPieces).
+	// Pieces are the failed pieces this IP sent blocks of, in the order they failed (the
+	// first maxSuspectPieces).
 	Pieces []int `json:"pieces"`
 }
 
@@ -141,7 +142,7 @@ func (t *Torrent) onPieceState(c torrent.PieceStateChange, emit func(Event)) {
 		if _, ok := w.suspects[ip]; !ok && len(w.suspects) >= maxSuspects {
 			continue
 		}
-		if ps := w.suspects[ip]; len(ps) < maxSuspectPieces {
+		if ps := w.suspects[ip]; len(ps) < maxSuspectPieces && !slices.Contains(ps, c.Index) {
 			w.suspects[ip] = append(ps, c.Index)
 		}
 	}
