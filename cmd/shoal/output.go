@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -86,14 +87,45 @@ func (s *sink) emit(e peer.Event) {
 			fmt.Fprintf(s.stderr, "complete: %s, %s verified in %.1fs (read %s from peers this run, %s/s)\n",
 				s.name, meta.SizeText(e.Size), e.Seconds, meta.SizeText(e.Downloaded), meta.SizeText(int64(rate)))
 		}
+		if e.PiecesFailed > 0 {
+			fmt.Fprintf(s.stderr, "%d %s failed the hash check and were fetched again; %d %s banned\n",
+				e.PiecesFailed, plural(int(e.PiecesFailed), "piece"), e.PeersBanned, plural(e.PeersBanned, "peer"))
+		}
 		s.seeding = true
 		s.lastLine = time.Time{}
+	case peer.Ban:
+		s.above(fmt.Sprintf("banned %s: it sent data that failed the hash check (pieces %s)", e.IP, pieceList(e.Pieces)))
 	case peer.Stop:
 		s.endStatus()
 		fmt.Fprintf(s.stderr, "stopped seeding (%s), uploaded %s\n", e.Reason, meta.SizeText(e.Uploaded))
 	case peer.Error:
 		s.finish()
 	}
+}
+
+// above prints a line of its own, above the progress bar or status line if one is shown.
+func (s *sink) above(line string) {
+	if s.tty && (s.bar != nil || s.statusShown) {
+		fmt.Fprint(s.stderr, "\r\x1b[K")
+		s.statusShown = false
+	}
+	fmt.Fprintln(s.stderr, line)
+}
+
+// pieceList shows piece indexes, the first ten of them.
+func pieceList(ps []int) string {
+	if len(ps) == 0 {
+		return "none known"
+	}
+	parts := make([]string, 0, 11)
+	for i, p := range ps {
+		if i == 10 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ps)-10))
+			break
+		}
+		parts = append(parts, strconv.Itoa(p))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // status keeps one line of text up to date: rewritten in place on a terminal, printed every
