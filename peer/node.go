@@ -87,7 +87,7 @@ func New(cfg Config) (n *Node, err error) {
 	c.Seed = true
 	c.DataDir = cfg.DataDir
 	c.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
-	c.Slogger = cfg.Logger
+	c.Slogger = slog.New(quietDiskNoise(cfg.Logger.Handler()))
 	c.Bep20 = "-SH0001-"
 	c.ExtendedHandshakeClientVersion = "shoal 0.1"
 	c.HTTPUserAgent = "shoal/0.1"

@@ -95,6 +95,9 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 	for {
 		t.reportPeers(emit)
 		if !completed && t.t.Complete().Bool() {
+			if err := t.checkPlaced(info); err != nil {
+				return err
+			}
 			completed = true
 			t.checkBans(emit)
 			s := t.t.Stats()
@@ -136,7 +139,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 			emit(Stop{Event: "stop", Reason: StopInterrupted, Uploaded: written(&s) - written(&base)})
 			return nil
 		case err := <-t.writeErrs:
-			return fmt.Errorf("writing to %s: %w (verified pieces are kept; free space and run again)", root, err)
+			return writeError(root, err, t.verifiedBytes(info), size)
 		case <-completeOn:
 		case p := <-t.found:
 			t.addFound(p)
@@ -224,6 +227,12 @@ func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Ev
 		verify = !t.opts.Hashed
 	}
 	size := info.TotalLength()
+	if !t.opts.Seed && !t.t.Complete().Bool() {
+		// Say at once when nothing can be written, before hashing and dialling.
+		if err := t.store.CheckWritable(info); err != nil {
+			return writeError(root, err, -1, size)
+		}
+	}
 	emit(Start{Event: "start", InfoHash: t.src.InfoHash.HexString(), Name: info.BestName(), Size: size,
 		Pieces: info.NumPieces(), Listen: t.node.ListenAddr(), Magnet: t.magnet(info)})
 

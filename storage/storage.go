@@ -92,7 +92,10 @@ func Open(opts Options) (*Store, error) {
 		ClientBaseDir:   opts.Dir,
 		PieceCompletion: pc,
 		UsePartFiles:    g.Some(!opts.Complete),
-		Logger:          opts.Logger,
+		// Plain reads and writes, not memory maps: reading a mapped file that a full tmpfs
+		// cannot back, or that something else truncated, kills the process with SIGBUS.
+		DisableMmap: true,
+		Logger:      opts.Logger,
 		FilePathMaker: func(o tstorage.FilePathMakerOpts) string {
 			n := name
 			if n == "" {
