@@ -127,6 +127,14 @@ const (
 	// hitRateFactor: a neighbour may send hits at hitRateFactor times QueryRate (burst
 	// twice that): a lookup for a torrent many nodes hold brings many hits back at once.
 	hitRateFactor = 10
+	// forwardShare: a node forwards others' queries to a neighbour at most at this share of
+	// QueryRate (burst twice that), keeping the rest of the neighbour's limit for its own.
+	forwardShare = 0.5
+	// relayShare: of a neighbour's queries (QueryRate of them answered), a node passes on
+	// at most this share of QueryRate (burst twice that), so that one neighbour flooding
+	// queries takes at most half of the forwarding rate of each link, network-wide (each
+	// node passes a query on once): the other half stays for everyone else's.
+	relayShare = 0.25
 )
 
 // Sizes and timing of the routing state.
@@ -225,6 +233,8 @@ type link struct {
 	up     bool          // registered as a neighbour
 	shut   bool          // closing set
 	bucket *route.Bucket // the neighbour's queries
+	fwd    *route.Bucket // others' queries forwarded to it
+	relay  *route.Bucket // its queries passed on to others
 	pings  *route.Bucket // its pings
 	hits   *route.Bucket // its hits
 	nonce  uint64        // of the last Ping sent; its Pong's addresses are learned
@@ -398,6 +408,7 @@ func (n *Node) admit(c net.Conn) *link {
 		n.pending++
 		n.pendIP[l.ip]++
 		l.pending = true
+		n.stats.accepted.Add(1)
 	}
 	n.mu.Unlock()
 	if !ok {

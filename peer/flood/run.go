@@ -280,6 +280,8 @@ func (n *Node) hello(l *link, h wire.Hello) {
 	}
 	l.up = true
 	l.bucket = route.NewBucket(n.cfg.QueryRate, int(2*n.cfg.QueryRate))
+	l.relay = route.NewBucket(n.cfg.QueryRate*relayShare, int(2*n.cfg.QueryRate*relayShare))
+	l.fwd = route.NewBucket(n.cfg.QueryRate*forwardShare, int(2*n.cfg.QueryRate*forwardShare))
 	l.pings = route.NewBucket(pingRate, pingBurst)
 	l.hits = route.NewBucket(hitRateFactor*n.cfg.QueryRate, int(2*hitRateFactor*n.cfg.QueryRate))
 	s.links[h.NodeID] = l
@@ -335,7 +337,7 @@ func (n *Node) query(l *link, q wire.Query, now time.Time) {
 	}
 	q.Hops++
 	if q.Walk {
-		if q.TTL <= 1 {
+		if q.TTL <= 1 || !n.relayed(l, now) {
 			return
 		}
 		q.TTL--
@@ -343,14 +345,43 @@ func (n *Node) query(l *link, q wire.Query, now time.Time) {
 		if !ok {
 			to = l.hello.NodeID // a walker at a dead end goes back
 		}
-		n.send(s.links[to], q)
+		n.forward(s.links[to], q, now)
 		return
 	}
 	targets, ttl := route.Forward(s.nbrs, l.hello.NodeID, q.TTL)
+	if len(targets) == 0 || !n.relayed(l, now) {
+		return
+	}
 	q.TTL = ttl
 	for _, id := range targets {
-		n.send(s.links[id], q)
+		n.forward(s.links[id], q, now)
 	}
+}
+
+// relayed reports whether a query from neighbour l may be passed on, within l's relay
+// rate (see relayShare); one that may not is counted.
+func (n *Node) relayed(l *link, now time.Time) bool {
+	if l.relay.Allow(now) {
+		return true
+	}
+	n.stats.relayDropped.Add(1)
+	return false
+}
+
+// forward queues another node's query on l, within l's forwarding rate: QueryRate times
+// forwardShare, so that what this node passes on never uses up the receiver's limit for the
+// link (the same QueryRate, if it keeps the default) and the node's own lookups still get
+// through. A neighbour flooding queries at its full rate thus cannot make the node's
+// neighbours drop the node's own.
+func (n *Node) forward(l *link, q wire.Query, now time.Time) {
+	if l == nil {
+		return
+	}
+	if !l.fwd.Allow(now) {
+		n.stats.forwardDropped.Add(1)
+		return
+	}
+	n.send(l, q)
 }
 
 // hit handles a hit from neighbour l: ours, or passed back along the reverse path.

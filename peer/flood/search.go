@@ -158,14 +158,15 @@ func (n *Node) launch(lk *lookup, ids [][16]byte) {
 
 // counters are the node's statistics, updated by its goroutines.
 type counters struct {
-	sent, received                       [wire.NumTypes]atomic.Int64
-	dupDropped, rateDropped, garbled     atomic.Int64
-	overflow, hitsLost, revisits         atomic.Int64
-	queriesSeen, answered                atomic.Int64
-	announces, lookups, lookupsHit       atomic.Int64
-	holders, peersFound, firstHitNanos   atomic.Int64
-	refused, handshakeTimeouts, ignored  atomic.Int64
-	pingDropped, pongIgnored, hitDropped atomic.Int64
+	sent, received                        [wire.NumTypes]atomic.Int64
+	dupDropped, rateDropped, garbled      atomic.Int64
+	overflow, hitsLost, revisits          atomic.Int64
+	queriesSeen, answered                 atomic.Int64
+	announces, lookups, lookupsHit        atomic.Int64
+	holders, peersFound, firstHitNanos    atomic.Int64
+	accepted, refused, handshakeTimeouts  atomic.Int64
+	ignored, forwardDropped, relayDropped atomic.Int64
+	pingDropped, pongIgnored, hitDropped  atomic.Int64
 }
 
 // Stats is what the node has done and what its searches cost.
@@ -199,18 +200,26 @@ type Stats struct {
 	// FirstHit is the mean time from a lookup's query to its first hit, over LookupsHit.
 	FirstHit time.Duration `json:"first_hit_ns"`
 
+	// Accepted counts incoming connections taken (into the handshake).
+	Accepted int64 `json:"accepted"`
 	// What the node's bounds turned away. Refused counts incoming connections closed at
 	// accept, past Config.MaxLinks, MaxPending or MaxPendingPerIP; HandshakeTimeouts, links
 	// closed because no Hello came within HandshakeTimeout; Ignored, frames from a link that
 	// is not a neighbour (refused, or closing); PingDropped, pings over a neighbour's ping
 	// rate, left unanswered; PongIgnored, pongs that answered no ping of ours (their
-	// addresses are not learned); HitDropped, hits over a neighbour's hit rate.
+	// addresses are not learned); HitDropped, hits over a neighbour's hit rate;
+	// ForwardDropped, copies of others' queries not forwarded to a neighbour, over the
+	// link's forwarding rate (half of QueryRate: the rest is kept for the node's own lookups);
+	// RelayDropped, queries answered but not passed on, over their sender's relay rate
+	// (a quarter of QueryRate).
 	Refused           int64 `json:"refused"`
 	HandshakeTimeouts int64 `json:"handshake_timeouts"`
 	Ignored           int64 `json:"ignored"`
 	PingDropped       int64 `json:"ping_dropped"`
 	PongIgnored       int64 `json:"pong_ignored"`
 	HitDropped        int64 `json:"hit_dropped"`
+	ForwardDropped    int64 `json:"forward_dropped"`
+	RelayDropped      int64 `json:"relay_dropped"`
 	// Links is how many links are open now (incoming and dialed, in the handshake,
 	// neighbours or closing); Pending, how many incoming ones are in the handshake.
 	Links   int `json:"links"`
@@ -244,8 +253,9 @@ func (n *Node) FloodStats() Stats {
 		QueriesSeen: c.queriesSeen.Load(), Answered: c.answered.Load(),
 		Lookups: c.lookups.Load(), LookupsHit: c.lookupsHit.Load(),
 		Holders: c.holders.Load(), PeersFound: c.peersFound.Load(),
-		Refused: c.refused.Load(), HandshakeTimeouts: c.handshakeTimeouts.Load(), Ignored: c.ignored.Load(),
+		Accepted: c.accepted.Load(), Refused: c.refused.Load(), HandshakeTimeouts: c.handshakeTimeouts.Load(), Ignored: c.ignored.Load(),
 		PingDropped: c.pingDropped.Load(), PongIgnored: c.pongIgnored.Load(), HitDropped: c.hitDropped.Load(),
+		ForwardDropped: c.forwardDropped.Load(), RelayDropped: c.relayDropped.Load(),
 	}
 	st.Links, st.Pending = n.Open()
 	for t := wire.TypeHello; t < wire.NumTypes; t++ {
