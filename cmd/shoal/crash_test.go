@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -109,9 +110,10 @@ func num(e map[string]any, k string) int64 { f, _ := e[k].(float64); return int6
 // every piece the resume record holds as complete is among them. Once, a piece the record
 // holds as complete is corrupted on disk between two runs: it is fetched again, not trusted.
 func TestSoakKillRestart(t *testing.T) {
-	rounds, size := 2, int64(16<<20)
+	// The seeder sends rate bytes a second; each kill lands within share of what is left.
+	rounds, size, rate, share := 2, int64(16<<20), int64(4<<20), 0.5
 	if os.Getenv("SHOAL_SOAK") != "" {
-		rounds, size = 10, 48<<20
+		rounds, size, rate, share = 10, 48<<20, 2<<20, 0.25
 	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", seed)
@@ -120,7 +122,7 @@ func TestSoakKillRestart(t *testing.T) {
 
 	data, tf, info := crashTorrent(t, size)
 	seeder := startShoal(t, "seed", tf, "-d", filepath.Dir(data), "--listen", "127.0.0.2:0",
-		"--data-dir", t.TempDir(), "--json", "--upload-rate", "4MiB")
+		"--data-dir", t.TempDir(), "--json", "--upload-rate", strconv.FormatInt(rate, 10))
 	start := seeder.next(t, 60*time.Second, isEvent("start"))
 	ih := metainfo.NewHashFromHex(start["infohash"].(string))
 
@@ -130,6 +132,7 @@ func TestSoakKillRestart(t *testing.T) {
 	getArgs := []string{"get", tf, "-o", out, "--listen", "127.0.0.3:0", "--peer", start["listen"].(string),
 		"--data-dir", state, "--seed-time", "0", "--json"}
 
+	kills := 0
 	valid := map[int]bool{} // pieces whole on disk after the last kill
 	corrupted := -1
 	var final map[string]any // the complete event
@@ -145,9 +148,10 @@ func TestSoakKillRestart(t *testing.T) {
 		case round == 0:
 			threshold = have + int64((0.4+0.2*rng.Float64())*float64(size-have))
 		case rng.IntN(2) == 0:
-			threshold = have + int64((0.1+0.5*rng.Float64())*float64(size-have))
+			threshold = have + int64((0.05+share*rng.Float64())*float64(size-have))
 		default:
-			delay = time.Duration(rng.Int64N(int64(2 * time.Second)))
+			left := time.Duration(float64(size-have) / float64(rate) * float64(time.Second))
+			delay = time.Duration(rng.Int64N(int64(share*float64(left)) + 1))
 		}
 		p := startShoal(t, getArgs...)
 		var first, last map[string]any
@@ -193,6 +197,7 @@ func TestSoakKillRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.wait(t, 30*time.Second)
+		kills++
 
 		if first != nil && num(first, "completed") < have {
 			t.Errorf("round %d: started with %d bytes complete, but %d bytes were whole on disk", round, num(first, "completed"), have)
@@ -226,6 +231,7 @@ func TestSoakKillRestart(t *testing.T) {
 			t.Logf("round %d: corrupted piece %d, which the resume record holds as complete", round, corrupted)
 		}
 	}
+	t.Logf("%d kills in %d rounds", kills, rounds)
 	if corrupted < 0 {
 		t.Error("no run left a resume record with a complete piece, so none was corrupted")
 	}
