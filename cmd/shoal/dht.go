@@ -81,16 +81,18 @@ func runDHT(ctx context.Context, cmd *cli.Command, cfg dht.Config) error {
 	if err := n.Close(); err != nil {
 		log.Warn("DHT: saving the routing table", "err", err)
 	}
+	dropped := n.Dropped()
 	if cmd.Bool("json") {
 		_ = enc.Encode(struct {
-			Event    string `json:"event"`
-			Nodes    int    `json:"nodes"`
-			Sent     int64  `json:"sent"`
-			Received int64  `json:"received"`
-		}{"stop", nodes, st.Sent, st.Received})
+			Event    string      `json:"event"`
+			Nodes    int         `json:"nodes"`
+			Sent     int64       `json:"sent"`
+			Received int64       `json:"received"`
+			Dropped  dht.Dropped `json:"dropped"`
+		}{"stop", nodes, st.Sent, st.Received, dropped})
 	} else {
-		fmt.Fprintf(stderr, "DHT node stopped: %d nodes in its table; it sent %d queries and got %d replies\n",
-			nodes, st.Sent, st.Received)
+		fmt.Fprintf(stderr, "DHT node stopped: %d nodes in its table; it sent %d queries and got %d replies; it dropped or refused %d datagrams\n",
+			nodes, st.Sent, st.Received, dropped.Total())
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func runTracker(ctx context.Context, cmd *cli.Command, cfg tracker.Config) error
 		defer func() {
 			st := srv.Stats()
 			_ = enc.Encode(map[string]any{"event": "stop", "announces": st.Announces, "scrapes": st.Scrapes,
-				"failures": st.Failures, "torrents": st.Torrents, "peers": st.Peers})
+				"failures": st.Failures, "conns_refused": st.ConnsRefused, "torrents": st.Torrents, "peers": st.Peers})
 		}()
 	} else {
 		fmt.Fprintln(stdout, base+"/announce")

@@ -425,3 +425,35 @@ func TestDHTAbuseSoak(t *testing.T) {
 		t.Errorf("after the flood: %v", err)
 	}
 }
+
+// TestWellFormed: the socket's cheap check refuses arguments and return values that are not
+// dictionaries and sender ids that are not 20 bytes, and passes every message the library
+// itself sends.
+func TestWellFormed(t *testing.T) {
+	tok := "tok"
+	port := 1
+	for _, m := range []krpc.Msg{
+		{T: "aa", Y: "q", Q: "ping", A: &krpc.MsgArgs{ID: krpc.RandomNodeID()}},
+		{T: "aa", Y: "q", Q: "announce_peer", A: &krpc.MsgArgs{ID: krpc.RandomNodeID(), InfoHash: krpc.RandomNodeID(), Port: &port, Token: tok, Want: []krpc.Want{"n4"}}},
+		{T: "ab", Y: "r", R: &krpc.Return{ID: krpc.RandomNodeID(), Token: &tok, Nodes: krpc.CompactIPv4NodeInfo{{ID: krpc.RandomNodeID(), Addr: krpc.NodeAddr{IP: []byte{1, 2, 3, 4}, Port: 5}}}}},
+		{T: "\x00\xff", Y: "e", E: &krpc.Error{Code: 201, Msg: "x"}},
+	} {
+		if b := bencode.MustMarshal(m); !wellFormed(b) {
+			t.Errorf("%q refused", b)
+		}
+	}
+	for _, b := range []string{
+		"d1:a10:not a dict1:q4:ping1:t2:aa1:y1:qe",
+		"d1:ali1ee1:q4:ping1:t2:aa1:y1:qe",
+		"d1:r3:abc1:t2:aa1:y1:re",
+		"d1:ad2:id5:short6:target20:01234567890123456789e1:q9:find_node1:t2:aa1:y1:qe",
+		"d1:rd2:idi5ee1:t2:aa1:y1:re",
+	} {
+		if wellFormed([]byte(b)) {
+			t.Errorf("%q passed", b)
+		}
+	}
+	if !wellFormed([]byte("d1:ad6:target20:01234567890123456789e1:q9:find_node1:t2:aa1:y1:qe")) {
+		t.Error("a query without an id refused (the library takes it)")
+	}
+}
