@@ -183,10 +183,10 @@ func TestDiskFull(t *testing.T) {
 // When every piece is verified but the part file cannot be renamed to the file's name
 // (here a folder of that name is in the way), shoal does not report the download complete.
 func TestNotCompleteUntilRenamed(t *testing.T) {
-	const size = 4 << 20
+	const size = 8 << 20
 	data, tf, info := crashTorrent(t, size)
 	seeder := startShoal(t, "seed", tf, "-d", filepath.Dir(data), "--listen", "127.0.0.2:0",
-		"--data-dir", t.TempDir(), "--json", "--upload-rate", "4MiB")
+		"--data-dir", t.TempDir(), "--json", "--upload-rate", "2MiB")
 	start := seeder.next(t, 60*time.Second, isEvent("start"))
 	out := t.TempDir()
 	p := startShoal(t, "get", tf, "-o", out, "--listen", "127.0.0.3:0", "--peer", start["listen"].(string),
