@@ -28,6 +28,7 @@ func TestCountFiles(t *testing.T) {
 		{"d6:lengthi5e" + "4:name1:a" + "e", 10, 0},
 		{"d4:name1:a" + files(0) + "e", 10, 0},
 		{"d4:name1:a6:piecesli1ed1:xl1:yeee1:zi0e" + files(5) + "e", 10, 5}, // skips nested values before it
+		{"d" + files(2) + files(5) + files(1) + "e", 10, 5},                 // the key again: the longest list
 		{"d" + files(50) + "e", 3, 4},                                       // stops once past the limit
 		{"d5:filesi3ee", 10, 0},                                             // not a list
 		{"d" + files(3)[:20], 10, 0},                                        // truncated
