@@ -220,8 +220,9 @@ func (t *Torrent) prepare(ctx context.Context, info *metainfo.Info, emit func(Ev
 	// Hash what is on disk rather than trust it when this node did not write it (files of
 	// the same name), or when a download was cut short: the resume record lags the data by
 	// up to a second, and a killed run leaves verified pieces it never recorded.
+	// And when the resume record was damaged (a power cut while it was written).
 	verify := (len(final) > 0 && !t.store.Resumed()) ||
-		(len(final)+len(partial) > 0 && !t.t.Complete().Bool())
+		(len(final)+len(partial) > 0 && (!t.t.Complete().Bool() || t.store.Damaged()))
 	if t.opts.Seed {
 		// A seed is always hashed, unless its torrent was just made from it.
 		verify = !t.opts.Hashed

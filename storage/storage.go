@@ -14,6 +14,7 @@ import (
 
 	g "github.com/anacrolix/generics"
 	tstorage "github.com/anacrolix/torrent/storage"
+	"go.etcd.io/bbolt"
 
 	"github.com/anacrolix/torrent/metainfo"
 )
@@ -51,12 +52,20 @@ type Store struct {
 	tstorage.ClientImplCloser
 	opts    Options
 	resumed bool
+	damaged bool
 	pc      tstorage.PieceCompletion
 }
+
+// boltFile is the resume record's file name in StateDir (the torrent library's choice).
+const boltFile = ".torrent.bolt.db"
 
 // Resumed says a resume record for this torrent was there before Open: the files in place
 // were written by an earlier run.
 func (s *Store) Resumed() bool { return s.resumed }
+
+// Damaged says the resume record could not be read (it was set aside as NAME.damaged and a
+// new one begun): nothing it said can be trusted, so the data on disk must be hashed.
+func (s *Store) Damaged() bool { return s.damaged }
 
 // Open prepares the storage for one torrent. The files themselves are opened when the torrent
 // library asks, after CheckInfo has passed.
@@ -68,7 +77,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("download folder: %w", err)
 	}
 	var pc tstorage.PieceCompletion
-	resumed := false
+	resumed, damaged := false, false
 	if opts.StateDir == "" {
 		pc = tstorage.NewMapPieceCompletion()
 	} else {
@@ -78,6 +87,17 @@ func Open(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("state folder: %w", err)
 		}
 		bolt, err := tstorage.NewBoltPieceCompletion(opts.StateDir)
+		if err != nil && !errors.Is(err, bbolt.ErrTimeout) {
+			// A record damaged (a power cut while it was written): set it aside and start a
+			// new one; the files on disk are hashed instead of trusted.
+			db := filepath.Join(opts.StateDir, boltFile)
+			opts.Logger.Warn("resume record damaged, hashing the data on disk instead", "record", db, "err", err)
+			if rerr := os.Rename(db, db+".damaged"); rerr != nil {
+				return nil, fmt.Errorf("resume record %s is damaged (%v) and cannot be set aside: %w", db, err, rerr)
+			}
+			damaged = true
+			bolt, err = tstorage.NewBoltPieceCompletion(opts.StateDir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening resume state in %s (is another shoal using it?): %w", opts.StateDir, err)
 		}
@@ -104,7 +124,7 @@ func Open(opts Options) (*Store, error) {
 			return filepath.Join(append([]string{n}, o.File.BestPath()...)...)
 		},
 	})
-	return &Store{ClientImplCloser: impl, opts: opts, resumed: resumed, pc: pc}, nil
+	return &Store{ClientImplCloser: impl, opts: opts, resumed: resumed, damaged: damaged, pc: pc}, nil
 }
 
 // OpenTorrent checks the torrent's file names before the library creates any file.

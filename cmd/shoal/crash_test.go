@@ -281,3 +281,42 @@ func corruptPiece(t *testing.T, path string, info *metainfo.Info, i int) {
 		t.Fatal("corruption changed nothing")
 	}
 }
+
+// A resume record damaged (as a power cut while it was written may leave it) does not stop
+// shoal: it is set aside, the file on disk is hashed rather than trusted, and a piece found
+// corrupt is fetched again.
+func TestDamagedRecord(t *testing.T) {
+	const size = 4 << 20
+	data, tf, info := crashTorrent(t, size)
+	seeder := startShoal(t, "seed", tf, "-d", filepath.Dir(data), "--listen", "127.0.0.2:0",
+		"--data-dir", t.TempDir(), "--json")
+	start := seeder.next(t, 60*time.Second, isEvent("start"))
+	out, state := t.TempDir(), t.TempDir()
+	args := []string{"get", tf, "-o", out, "--listen", "127.0.0.3:0", "--peer", start["listen"].(string),
+		"--data-dir", state, "--seed-time", "0", "--json"}
+	if r := runShoal(t, args...); r.code != 0 || r.event("complete") == nil {
+		t.Fatalf("first get: exit %d, stderr %s", r.code, r.stderr)
+	}
+	final := filepath.Join(out, "payload.bin")
+	corruptPiece(t, final, info, 3)
+	db := filepath.Join(state, "resume", start["infohash"].(string), ".torrent.bolt.db")
+	garbage := bytes.Repeat([]byte("not a bolt database "), 1000)
+	if err := os.WriteFile(db, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r := runShoal(t, args...)
+	done := r.event("complete")
+	if r.code != 0 || done == nil {
+		t.Fatalf("get with a damaged record: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if sha(t, final) != sha(t, data) {
+		t.Fatal("the file on disk was trusted: it still differs from the original")
+	}
+	if got := num(done, "downloaded"); got < info.Piece(3).Length() || got > 4*crashPiece {
+		t.Errorf("read %d bytes from peers, want the corrupt piece (%d bytes) and little more", got, info.Piece(3).Length())
+	}
+	if b, err := os.ReadFile(db + ".damaged"); err != nil || !bytes.Equal(b, garbage) {
+		t.Errorf("the damaged record was not kept aside as %s.damaged: %v", db, err)
+	}
+}
