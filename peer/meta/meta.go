@@ -107,6 +107,10 @@ func ParseTorrent(b []byte) (*Source, error) {
 	if b[0] != 'd' {
 		return nil, errors.New("not a .torrent file (it does not start with a bencoded dictionary)")
 	}
+	// Count the files first: decoding a million-entry list costs seconds and gigabytes.
+	if n := countTorrentFiles(b, storage.MaxFiles); n > storage.MaxFiles {
+		return nil, fmt.Errorf("torrent lists more than %d files, the most allowed", storage.MaxFiles)
+	}
 	var mi metainfo.MetaInfo
 	d := bencode.NewDecoder(bytes.NewReader(b))
 	if err := d.Decode(&mi); err != nil {

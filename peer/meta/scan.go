@@ -2,8 +2,9 @@ package meta
 
 // countFiles counts the entries of the "files" list in a bencoded info dictionary without
 // decoding them, stopping once it passes limit. A dictionary may name "files" more than once
-// (the decoder keeps the last): the largest count is returned. It returns 0 when there is no
-// such list, or when the dictionary is malformed (the decoder then says why).
+// (the decoder keeps the last): the largest count is returned. Input cut short or malformed
+// is counted as far as it goes, so that it is never counted short of what a decoder would
+// work through before finding the fault.
 func countFiles(info []byte, limit int) int {
 	if len(info) == 0 || info[0] != 'd' {
 		return 0
@@ -13,35 +14,53 @@ func countFiles(info []byte, limit int) int {
 	for pos < len(info) && info[pos] != 'e' {
 		start, end, ok := bstring(info, pos)
 		if !ok || end >= len(info) {
-			return 0
+			return most
 		}
 		pos = end
 		if string(info[start:end]) != "files" || info[pos] != 'l' {
 			if pos, ok = skipValue(info, pos); !ok {
-				return 0
+				return most
 			}
 			continue
 		}
 		n := 0
-		for pos++; ; n++ {
-			if pos >= len(info) {
-				return 0
-			}
-			if info[pos] == 'e' {
-				pos++
-				break
-			}
-			if n > limit {
-				return n
-			}
+		for pos++; pos < len(info) && info[pos] != 'e' && n <= limit; n++ {
 			if pos, ok = skipValue(info, pos); !ok {
-				return 0
+				return max(most, n)
 			}
 		}
 		most = max(most, n)
+		if n > limit || pos >= len(info) {
+			return most
+		}
+		pos++ // the list's end
 	}
-	if pos >= len(info) {
+	return most
+}
+
+// countTorrentFiles is countFiles for a whole .torrent: the largest count over its "info"
+// dictionaries (the decoder keeps the last of repeated keys), found without decoding.
+func countTorrentFiles(torrent []byte, limit int) int {
+	if len(torrent) == 0 || torrent[0] != 'd' {
 		return 0
+	}
+	most := 0
+	for pos := 1; pos < len(torrent) && torrent[pos] != 'e'; {
+		start, end, ok := bstring(torrent, pos)
+		if !ok || end >= len(torrent) {
+			return most
+		}
+		next, ok := skipValue(torrent, end)
+		if !ok {
+			if string(torrent[start:end]) == "info" {
+				most = max(most, countFiles(torrent[end:], limit))
+			}
+			return most
+		}
+		if string(torrent[start:end]) == "info" {
+			most = max(most, countFiles(torrent[end:next], limit))
+		}
+		pos = next
 	}
 	return most
 }

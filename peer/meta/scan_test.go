@@ -34,7 +34,7 @@ func TestCountFiles(t *testing.T) {
 		{"d" + files(3)[:20], 10, 0},                                        // truncated
 		{"d5:filesl99999:xee", 10, 0},                                       // string runs past the end
 		{"d5:filesl-1:xee", 10, 0},
-		{"d5:filesli1ei2ei3e", 10, 0}, // list never closed
+		{"d5:filesli1ei2ei3e", 10, 3}, // list never closed: counted as far as it goes
 		{"d5:filesli1ei2ei3eee", 10, 3},
 		{"l5:filese", 10, 0},
 		{"", 10, 0},
@@ -42,6 +42,20 @@ func TestCountFiles(t *testing.T) {
 	} {
 		if got := countFiles([]byte(c.info), c.limit); got != c.want {
 			t.Errorf("countFiles(%.60q, %d) = %d, want %d", c.info, c.limit, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		torrent string
+		want    int
+	}{
+		{"d8:announce3:url4:infod" + files(3) + "ee", 3},
+		{"d4:infod" + files(2) + "e4:infod" + files(4) + "ee", 4}, // repeated: the most
+		{"d4:infoi1e1:xd" + files(4) + "ee", 0},                   // files only under info
+		{"d4:infod" + files(3), 3},                                // truncated: counted as far as it goes
+		{"l4:infoe", 0},
+	} {
+		if got := countTorrentFiles([]byte(c.torrent), 10); got != c.want {
+			t.Errorf("countTorrentFiles(%.60q) = %d, want %d", c.torrent, got, c.want)
 		}
 	}
 	// It agrees with the decoder on a real info dictionary.
