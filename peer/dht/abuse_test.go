@@ -19,6 +19,7 @@ import (
 
 	adht "github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
+	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 
@@ -140,6 +141,18 @@ func garbage(rng *rand.Rand, kind string, token string) []byte {
 }
 
 var kinds = []string{"random bytes", "truncated", "wrong types", "huge", "bogus ids", "unknown method", "fake reply", "bad token", "valid token"}
+
+// libLogCounter counts the records of anacrolix/log's global logger.
+type libLogCounter struct {
+	n     atomic.Int64
+	first atomic.Pointer[string]
+}
+
+func (c *libLogCounter) Handle(r alog.Record) {
+	c.n.Add(1)
+	s := r.Msg.String()
+	c.first.CompareAndSwap(nil, &s)
+}
 
 // abuseNet is a shoal node under attack (the victim), two honest shoal nodes joined through
 // it, and attackers on other loopback addresses.
@@ -279,6 +292,16 @@ func TestDHTAbuseSoak(t *testing.T) {
 	if os.Getenv("SHOAL_SOAK") != "" {
 		duration = 60 * time.Second
 	}
+	// What the library writes to anacrolix/log's global logger (standard error) is counted
+	// instead. (Set before any node starts and put back after they all stop: the library's
+	// goroutines read it.)
+	var libLog libLogCounter
+	saved := alog.Default
+	t.Cleanup(func() { alog.Default = saved })
+	lg := alog.Default
+	lg.Handlers = []alog.Handler{&libLog}
+	alog.Default = lg
+
 	an := newAbuseNet(t)
 	// Two flooding hosts: the first sends every kind, the second valid-token announces only
 	// (from its own IP: its token is bound to it).
@@ -412,6 +435,9 @@ func TestDHTAbuseSoak(t *testing.T) {
 	if peers > 2*maxPerIP+10 || hashes > 2*maxPerIP+10 {
 		t.Errorf("the store holds %d info-hashes and %d peers after announces from 2 IPs, want at most %d", hashes, peers, 2*maxPerIP)
 	}
+	if n := libLog.n.Load(); n > 0 {
+		t.Errorf("the library wrote %d lines to standard error during the flood; the first: %s", n, *libLog.first.Load())
+	}
 	if heap1 > heap0+64<<20 || peak.Load() > heap0+256<<20 {
 		t.Errorf("Go heap grew from %d to %d bytes (peak %d)", heap0, heap1, peak.Load())
 	}
@@ -426,9 +452,9 @@ func TestDHTAbuseSoak(t *testing.T) {
 	}
 }
 
-// TestWellFormed: the socket's cheap check refuses arguments and return values that are not
-// dictionaries and sender ids that are not 20 bytes, and passes every message the library
-// itself sends.
+// TestWellFormed: the socket's check refuses values of the wrong type (arguments and return
+// values that are not dictionaries, ids that are not 20 bytes, a port that is a string) and
+// passes every message the library itself sends.
 func TestWellFormed(t *testing.T) {
 	tok := "tok"
 	port := 1
@@ -448,6 +474,8 @@ func TestWellFormed(t *testing.T) {
 		"d1:r3:abc1:t2:aa1:y1:re",
 		"d1:ad2:id5:short6:target20:01234567890123456789e1:q9:find_node1:t2:aa1:y1:qe",
 		"d1:rd2:idi5ee1:t2:aa1:y1:re",
+		"d1:ad2:id20:012345678901234567894:port4:6881e1:q13:announce_peer1:t2:aa1:y1:qe",
+		"d1:ad2:id20:012345678901234567899:info_hashi42ee1:q9:get_peers1:t2:aa1:y1:qe",
 	} {
 		if wellFormed([]byte(b)) {
 			t.Errorf("%q passed", b)
