@@ -455,3 +455,32 @@ func TestHugeRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerMemory measures what a listed peer costs (20,000 of them over 20 torrents), to
+// state the memory bound of a full table: DefaultMaxTorrents × DefaultMaxPeers peers.
+func TestPeerMemory(t *testing.T) {
+	const torrents, perTorrent = 20, 1000
+	srv := newServer(t, tracker.Config{})
+	before := heapAlloc(true)
+	for i := range torrents {
+		ih := hash20("mem-", i)
+		for j := range perTorrent {
+			from := fmt.Sprintf("127.%d.%d.%d:1", 1+j/65536, j/256%256, j%256)
+			if r := decodeAnnounce(t, get(t, srv, "/announce", ann{ih: ih, id: hash20("p-", j), port: 6881, left: 1, extra: "&numwant=0"}.query(), from)); r.Failure != "" {
+				t.Fatal(r.Failure)
+			}
+		}
+	}
+	after := heapAlloc(true)
+	if st := srv.Stats(); st.Peers != torrents*perTorrent {
+		t.Fatalf("%d peers listed, want %d", st.Peers, torrents*perTorrent)
+	}
+	per := float64(after-before) / (torrents * perTorrent)
+	full := per * tracker.DefaultMaxTorrents * tracker.DefaultMaxPeers
+	t.Logf("%d peers: %.1f MiB of heap, %.0f bytes a peer; a full table (%d torrents of %d peers) would take about %.0f MiB",
+		torrents*perTorrent, float64(after-before)/(1<<20), per, tracker.DefaultMaxTorrents, tracker.DefaultMaxPeers, full/(1<<20))
+	if per > 1024 {
+		t.Errorf("%.0f bytes a peer", per)
+	}
+	runtime.KeepAlive(srv)
+}
