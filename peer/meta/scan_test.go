@@ -80,8 +80,20 @@ func FuzzCountFiles(f *testing.F) {
 	f.Add([]byte("d5:filesl99999:xee"))
 	f.Add([]byte("d5:filesli1ei2ei3e"))
 	f.Add([]byte("d5:filesle5:filesli1eee"))
+	f.Add([]byte("d4:infod5:filesli1ei2eee4:infod5:filesleee"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const limit = 8
+		// As a whole .torrent: its info's files are never counted short either.
+		var mi struct {
+			Info struct {
+				Files []bencode.Bytes `bencode:"files"`
+			} `bencode:"info"`
+		}
+		if bencode.Unmarshal(b, &mi) == nil {
+			if got, want := countTorrentFiles(b, limit), min(len(mi.Info.Files), limit+1); got < want {
+				t.Fatalf("countTorrentFiles = %d, the decoder reads %d files", got, len(mi.Info.Files))
+			}
+		}
 		got := countFiles(b, limit)
 		var v struct {
 			Files []bencode.Bytes `bencode:"files"`
