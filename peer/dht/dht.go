@@ -15,6 +15,9 @@
 // ip:port (the library's in-memory store keys by IP alone and never returns a peer), and it
 // answers find_node, get_peers and announce_peer itself (see answer.go: the library hands
 // out the wrong nodes). A Meter counts get_peers traffic, a node's or a whole network's.
+// A node's socket drops what the node must not read (oversize, malformed or unknown
+// messages, replies to nothing it asked, queries over a source IP's rate), every table a
+// peer can fill is bounded, and Dropped counts what was refused (see guard.go and store.go).
 // Only this package imports the library.
 package dht
 
