@@ -171,30 +171,36 @@ type memWatch struct {
 	baseHeap  uint64
 	baseG     int
 	peakHeap  int64 // most heap in use after a GC, over the baseline, in bytes
-	peakG     int   // most goroutines over the baseline
-	peakLinks int   // the victim's most open links and pending handshakes seen
+	peakStack int64 // most goroutine stack memory, over the baseline, in bytes
+	baseStack uint64
+	peakG     int // most goroutines over the baseline
+	peakLinks int // the victim's most open links and pending handshakes seen
 	peakPend  int
 	samples   atomic.Int64
 	done      chan struct{}
 	wg        sync.WaitGroup
 }
 
-func heapAfterGC() uint64 {
+// heapAfterGC is the Go heap in use after a collection, and the goroutine stacks.
+func heapAfterGC() (heap, stack uint64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
+	return ms.HeapInuse, ms.StackInuse
 }
 
 func watchMem(victim *flood.Node) *memWatch {
-	w := &memWatch{baseHeap: heapAfterGC(), baseG: runtime.NumGoroutine(), done: make(chan struct{})}
+	w := &memWatch{baseG: runtime.NumGoroutine(), done: make(chan struct{})}
+	w.baseHeap, w.baseStack = heapAfterGC()
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			w.peakHeap = max(w.peakHeap, int64(heapAfterGC())-int64(w.baseHeap))
+			heap, stack := heapAfterGC()
+			w.peakHeap = max(w.peakHeap, int64(heap)-int64(w.baseHeap))
+			w.peakStack = max(w.peakStack, int64(stack)-int64(w.baseStack))
 			w.peakG = max(w.peakG, runtime.NumGoroutine()-w.baseG)
 			st := victim.FloodStats()
 			w.peakLinks, w.peakPend = max(w.peakLinks, st.Links), max(w.peakPend, st.Pending)
@@ -219,8 +225,8 @@ func (w *memWatch) more(t *testing.T, k int64) {
 }
 
 func (w *memWatch) String() string {
-	return fmt.Sprintf("heap in use after GC +%.2f MiB at most, goroutines +%d at most (baseline %.2f MiB, %d goroutines); victim's links at most %d, pending handshakes at most %d",
-		float64(w.peakHeap)/(1<<20), w.peakG, float64(w.baseHeap)/(1<<20), w.baseG, w.peakLinks, w.peakPend)
+	return fmt.Sprintf("heap in use after GC +%.2f MiB at most, goroutines +%d (their stacks +%.2f MiB) at most (baseline %.2f MiB, %d goroutines); victim's links at most %d, pending handshakes at most %d",
+		float64(w.peakHeap)/(1<<20), w.peakG, float64(w.peakStack)/(1<<20), float64(w.baseHeap)/(1<<20), w.baseG, w.peakLinks, w.peakPend)
 }
 
 // tcpPeer is an overlay peer written for the tests: it speaks the wire protocol over a
@@ -549,9 +555,9 @@ func TestHalfOpenSoak(t *testing.T) {
 		// node's Hello, if it took the connection, comes first.
 		reaped := 0
 		for _, c := range conns {
-			c.SetReadDeadline(time.Now().Add(handshake + 30*time.Second))
+			c.SetReadDeadline(start.Add(opened + handshake + 10*time.Second))
 			if _, err := io.Copy(io.Discard, c); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Fatalf("a connection the victim took was still open %v after it was made", time.Since(start))
+				t.Fatalf("a connection the victim took was still open %v after it was made (the handshake deadline is %v)", time.Since(start), handshake)
 			}
 			reaped++
 			c.Close()
