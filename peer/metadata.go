@@ -83,6 +83,7 @@ func (m *metadataCopy) add(payload []byte) {
 	}
 	m.done = true
 	m.out <- m.buf
+	m.buf, m.have = nil, nil // Run holds it now, and lets it go once checked
 }
 
 // onExtensionMessage hands ut_metadata messages to the copy of the torrent they are for.
