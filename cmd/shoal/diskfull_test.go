@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,10 +61,17 @@ func (r result) event(name string) map[string]any {
 // runShoal runs shoal to its end (at most two minutes) and collects what it said.
 func runShoal(t *testing.T, args ...string) result {
 	t.Helper()
+	return runShoalAs(t, shoalBin(t), nil, args...)
+}
+
+// runShoalAs is runShoal with the binary at bin, run with attr (nil: as this process).
+func runShoalAs(t *testing.T, bin string, attr *syscall.SysProcAttr, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, shoalBin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = attr
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var r result
