@@ -111,6 +111,57 @@ func TestMagnetHostileMetadata(t *testing.T) {
 	}
 }
 
+// TestMagnetLyingMetadata: a peer serves hostile metadata under the info-hash of another
+// torrent. It is not the torrent (its hash differs), so it must not make shoal give up the
+// download: shoal ignores it and waits for the real metadata, writing nothing.
+func TestMagnetLyingMetadata(t *testing.T) {
+	honest := metainfo.HashBytes(hostileInfo(func(*metainfo.Info) {}))
+	for _, c := range []struct {
+		name string
+		info []byte
+	}{
+		{"dotdot path", hostileInfo(func(i *metainfo.Info) { i.Files[1].Path = []string{"..", "evil.sh"} })},
+		{"piece length 0", hostileInfo(func(i *metainfo.Info) { i.PieceLength = 0 })},
+		{"garbage", []byte("d4:name3:abc12:piece lengthi16384e6:pieces1:xe")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := startLyingMetaPeer("127.0.0.78", c.info, honest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.close()
+			tmp := t.TempDir()
+			out, state := filepath.Join(tmp, "out"), filepath.Join(tmp, "state")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			// Stop once the peer has served its metadata and shoal dropped the connection.
+			go func() {
+				select {
+				case <-p.ended:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			var stdout, stderr bytes.Buffer
+			err = newApp(&stdout, &stderr).Run(ctx, []string{"shoal", "get", "--json", "--quiet",
+				"magnet:?xt=urn:btih:" + honest.HexString() + "&x.pe=" + p.addr().String(),
+				"-o", out, "--data-dir", state, "--listen", "127.0.0.1:0"})
+			code := exitCode(err, &stderr)
+			if p.served.Load() == 0 {
+				t.Fatalf("the peer served no metadata (exit %d, stderr %q)", code, stderr.String())
+			}
+			if code != 130 || strings.Contains(stderr.String(), "refusing") {
+				t.Errorf("exit %d, stderr %q: want 130, interrupted while waiting for the real metadata", code, stderr.String())
+			}
+			for _, p := range []string{out, filepath.Join(state, "resume")} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s exists (%v)", p, err)
+				}
+			}
+		})
+	}
+}
+
 // listTree logs every path under dir.
 func listTree(t *testing.T, dir string) {
 	t.Helper()

@@ -42,12 +42,17 @@ const metaPeerExtID = 3
 // startMetaPeer listens on ip (port 0) and serves info as the metadata of the torrent whose
 // info-hash is its SHA-1.
 func startMetaPeer(ip string, info []byte) (*metaPeer, error) {
+	return startLyingMetaPeer(ip, info, metainfo.HashBytes(info))
+}
+
+// startLyingMetaPeer serves info as the metadata of the torrent ih, whatever info hashes to.
+func startLyingMetaPeer(ip string, info []byte, ih metainfo.Hash) (*metaPeer, error) {
 	ln, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &metaPeer{info: info, infoHash: metainfo.HashBytes(info), ln: ln, ctx: ctx, cancel: cancel,
+	p := &metaPeer{info: info, infoHash: ih, ln: ln, ctx: ctx, cancel: cancel,
 		conns: map[net.Conn]struct{}{}, ended: make(chan struct{}, 64)}
 	p.wg.Add(1)
 	go p.accept()
