@@ -104,7 +104,8 @@ func TestPeerStoreBounds(t *testing.T) {
 }
 
 // TestLimiter: one IP gets queryBurst queries at once, then queryRate a second; other IPs are
-// not affected; past maxSources IPs, the newcomers share one bucket.
+// not affected; past maxSources IPs, the newcomers share one bucket; idle sources are
+// forgotten.
 func TestLimiter(t *testing.T) {
 	l := newLimiter()
 	now := time.Now()
@@ -143,6 +144,12 @@ func TestLimiter(t *testing.T) {
 	}
 	if n > queryBurst {
 		t.Fatalf("%d queries of new IPs allowed with the table full, want at most %d", n, queryBurst)
+	}
+	// Sources idle long enough to have a full bucket again are forgotten.
+	later := now.Add(2 * time.Duration(queryBurst/queryRate) * time.Second)
+	l.allow(ipN(1), later)
+	if len(l.buckets) > 1 {
+		t.Fatalf("%d buckets kept after every source but one went idle", len(l.buckets))
 	}
 }
 

@@ -127,47 +127,66 @@ func wellFormed(b []byte) bool {
 	return err == nil
 }
 
-// limiter is a token bucket per source IP address.
+// limiter is a token bucket per source IP address. A bucket that has filled up again is as
+// good as none: those are forgotten (once per pruneEvery, when there are more than
+// keepSources), so that the limiter remembers only the sources active in the last few
+// seconds, not every node that ever queried (a node of a large simulation is queried by
+// thousands).
 type limiter struct {
 	mu       sync.Mutex
-	buckets  map[netip.Addr]*bucket
+	buckets  map[netip.Addr]bucket
 	overflow bucket // for the sources not remembered, when buckets is full
 	pruned   time.Time
 }
 
+// keepSources is how many buckets the limiter keeps without looking for full ones.
+const keepSources = 256
+
 type bucket struct {
 	tokens float64
-	at     time.Time
+	at     int64 // Unix nanoseconds of the last refill
 }
 
-func newLimiter() *limiter { return &limiter{buckets: make(map[netip.Addr]*bucket)} }
+// refill adds the tokens earned since the last refill.
+func (b *bucket) refill(now int64) {
+	b.tokens = min(queryBurst, b.tokens+float64(now-b.at)/1e9*queryRate)
+	b.at = now
+}
+
+func newLimiter() *limiter {
+	return &limiter{buckets: make(map[netip.Addr]bucket), overflow: bucket{tokens: queryBurst}}
+}
 
 // allow takes a token from ip's bucket, if it has one.
 func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[ip]
-	if b == nil {
-		if len(l.buckets) >= maxSources && pruneDue(&l.pruned, now) {
-			// Forget the buckets that have filled up again: they are as good as new.
-			for a, o := range l.buckets {
-				if now.Sub(o.at).Seconds()*queryRate+o.tokens >= queryBurst {
-					delete(l.buckets, a)
-				}
+	ns := now.UnixNano()
+	if len(l.buckets) >= keepSources && pruneDue(&l.pruned, now) {
+		for a, b := range l.buckets {
+			if b.refill(ns); b.tokens >= queryBurst {
+				delete(l.buckets, a)
 			}
 		}
-		if len(l.buckets) >= maxSources {
-			b = &l.overflow
-		} else {
-			b = &bucket{tokens: queryBurst, at: now}
-			l.buckets[ip] = b
-		}
 	}
-	b.tokens = min(queryBurst, b.tokens+now.Sub(b.at).Seconds()*queryRate)
-	b.at = now
+	b, ok := l.buckets[ip]
+	if !ok {
+		if len(l.buckets) >= maxSources {
+			l.overflow.refill(ns)
+			if l.overflow.tokens < 1 {
+				return false
+			}
+			l.overflow.tokens--
+			return true
+		}
+		b = bucket{tokens: queryBurst, at: ns}
+	}
+	b.refill(ns)
 	if b.tokens < 1 {
+		l.buckets[ip] = b
 		return false
 	}
 	b.tokens--
+	l.buckets[ip] = b
 	return true
 }
