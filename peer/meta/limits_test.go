@@ -60,6 +60,9 @@ func TestMaxFiles(t *testing.T) {
 	b := manyFiles(storage.MaxFiles + 1)
 	_, err := meta.ParseTorrent(b)
 	checkOneLine(t, err, "more than 524288 files")
+	// The same info dictionary as peers send it for a magnet link.
+	_, err = meta.ParseInfo(b[len("d4:info") : len(b)-1])
+	checkOneLine(t, err, "more than 524288 files")
 	// A million, as the issue asks: counted in the file's bytes before any decoding. Decoded,
 	// the list cost 1.3 GB and 3.8 s (3 GB before storage.CheckInfo counted first); counted
 	// after the top-level decode, 176 MB; counted first, under 1 MB and 0.2 s.
