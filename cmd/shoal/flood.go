@@ -77,15 +77,17 @@ func runFlood(ctx context.Context, cmd *cli.Command, listen string, cfg flood.Co
 	}
 	if cmd.Bool("json") {
 		_ = enc.Encode(struct {
-			Event      string `json:"event"`
-			Neighbours int    `json:"neighbours"`
-			Sent       int64  `json:"sent"`
-			Received   int64  `json:"received"`
-			Queries    int64  `json:"queries"`
-		}{"stop", st.Neighbours, sent, recv, st.QueriesSeen})
+			Event      string        `json:"event"`
+			Neighbours int           `json:"neighbours"`
+			Sent       int64         `json:"sent"`
+			Received   int64         `json:"received"`
+			Queries    int64         `json:"queries"`
+			Dropped    flood.Dropped `json:"dropped"`
+		}{"stop", st.Neighbours, sent, recv, st.QueriesSeen, st.Dropped()})
 	} else {
-		fmt.Fprintf(stderr, "flood node stopped: %d neighbours; it sent %d frames, got %d, and passed on %d queries\n",
-			st.Neighbours, sent, recv, st.QueriesSeen)
+		d := st.Dropped()
+		fmt.Fprintf(stderr, "flood node stopped: %d neighbours; it sent %d frames, got %d, and passed on %d queries; it refused %d connections, cut %d off in the handshake and dropped or ignored %d frames\n",
+			st.Neighbours, sent, recv, st.QueriesSeen, d.Refused, d.HandshakeTimeouts, d.Total()-d.Refused-d.HandshakeTimeouts)
 	}
 	return nil
 }

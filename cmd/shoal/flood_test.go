@@ -51,6 +51,9 @@ func TestFloodCommand(t *testing.T) {
 	if err := boot.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
+	if stop := boot.next(t, 10*time.Second, isEvent("stop")); stop["dropped"] == nil {
+		t.Errorf("the stop event says nothing of what was dropped: %v", stop)
+	}
 	if err := boot.wait(t, 10*time.Second); err != nil {
 		t.Fatalf("shoal flood after SIGINT: %v", err)
 	}

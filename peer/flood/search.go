@@ -226,6 +226,37 @@ type Stats struct {
 	Pending int `json:"pending"`
 }
 
+// Dropped is what a node's bounds and limits turned away (see Stats), for a status line.
+type Dropped struct {
+	Refused           int64 `json:"refused"`
+	HandshakeTimeouts int64 `json:"handshake_timeouts"`
+	Garbled           int64 `json:"garbled"`
+	RateDropped       int64 `json:"rate_dropped"`
+	RelayDropped      int64 `json:"relay_dropped"`
+	ForwardDropped    int64 `json:"forward_dropped"`
+	PingDropped       int64 `json:"ping_dropped"`
+	PongIgnored       int64 `json:"pong_ignored"`
+	HitDropped        int64 `json:"hit_dropped"`
+	Ignored           int64 `json:"ignored"`
+	Overflow          int64 `json:"overflow"`
+}
+
+// Dropped is the part of st that counts what was turned away.
+func (st Stats) Dropped() Dropped {
+	return Dropped{
+		Refused: st.Refused, HandshakeTimeouts: st.HandshakeTimeouts, Garbled: st.Garbled,
+		RateDropped: st.RateDropped, RelayDropped: st.RelayDropped, ForwardDropped: st.ForwardDropped,
+		PingDropped: st.PingDropped, PongIgnored: st.PongIgnored, HitDropped: st.HitDropped,
+		Ignored: st.Ignored, Overflow: st.Overflow,
+	}
+}
+
+// Total is every count of d added up.
+func (d Dropped) Total() int64 {
+	return d.Refused + d.HandshakeTimeouts + d.Garbled + d.RateDropped + d.RelayDropped +
+		d.ForwardDropped + d.PingDropped + d.PongIgnored + d.HitDropped + d.Ignored + d.Overflow
+}
+
 // Stats returns the node's counters.
 func (n *Node) Stats() peer.SearchStats {
 	st := n.FloodStats()
