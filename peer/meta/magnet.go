@@ -12,14 +12,14 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 )
 
-// maxMagnetLength bounds a magnet URI; real ones with a dozen trackers are a few KiB.
-const maxMagnetLength = 64 << 10
+// MaxMagnetLength bounds a magnet link (64 KiB); real ones with a dozen trackers are a few KiB.
+const MaxMagnetLength = 64 << 10
 
 // ParseMagnet parses a magnet URI (BEP 9): the v1 info-hash (xt=urn:btih:, hex or base32),
 // the display name (dn), trackers (tr, each its own tier) and peer addresses (x.pe).
 func ParseMagnet(uri string) (*Source, error) {
-	if len(uri) > maxMagnetLength {
-		return nil, fmt.Errorf("bad magnet link: %d bytes long, over %d KiB", len(uri), maxMagnetLength>>10)
+	if len(uri) > MaxMagnetLength {
+		return nil, fmt.Errorf("bad magnet link: %d bytes long, over %d KiB", len(uri), MaxMagnetLength>>10)
 	}
 	u, err := url.Parse(uri)
 	if err != nil || !strings.EqualFold(u.Scheme, "magnet") {
