@@ -36,6 +36,7 @@ fuzz:
 	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseTorrent$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseMagnet$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzParseInfoHash$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/meta -run '^$$' -fuzz '^FuzzCountFiles$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./storage -run '^$$' -fuzz '^FuzzCheckInfo$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./cmd/shoal -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./tracker -run '^$$' -fuzz '^FuzzAnnounce$$' -fuzztime $(FUZZTIME)
