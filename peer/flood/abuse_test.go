@@ -513,7 +513,7 @@ func TestFrameCap(t *testing.T) {
 }
 
 // TestHalfOpenSoak: 1,000 connections that never send a byte and 1,000 that send part of
-// a frame header, opened at once from 250 loopback IPs (every 4 s for 40 s in soak). The
+// a frame header, opened at once from 250 loopback IPs (ten such waves in a row in soak). The
 // victim holds at most MaxPending of them, refuses the rest at accept (Refused), reaps
 // those it took at the handshake deadline (HandshakeTimeouts), keeps its neighbours, and
 // an honest lookup succeeds meanwhile; its memory and goroutines stay bounded.

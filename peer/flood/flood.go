@@ -14,6 +14,14 @@
 // reverse path. With Walkers K > 0 the query is K random walkers instead: each forwarded to
 // one random neighbour, the TTL its step budget.
 //
+// A node is bounded against hostile peers: incoming connections past MaxLinks open links,
+// MaxPending handshakes or MaxPendingPerIP handshakes from one IP are closed at accept; a
+// handshake lasts at most HandshakeTimeout and its Hello frame at most 64 bytes; a link the
+// node has shut ends within HandshakeTimeout; each neighbour's queries, pings and hits are
+// rate-limited, and what it sends is passed on, and what others send forwarded to it, at a
+// share of QueryRate that leaves room for everyone else's searches. Stats counts what each
+// bound turned away.
+//
 // Trace runs a lookup for measurement (its own TTL and walkers, hops and time to the first
 // hit), and a Meter shared by the nodes of an experiment counts what lookups cost
 // network-wide and tells when a flood has died out: shoal compare is built on them.
@@ -67,7 +75,10 @@ type Config struct {
 	// random. Simulations set it to be reproducible.
 	Seed uint64
 	// QueryRate is how many queries per second a neighbour may send before the rest are
-	// dropped (a burst of twice as many is allowed). Default 20.
+	// dropped (a burst of twice as many is allowed). Default 20. Of a neighbour's queries a
+	// quarter of that rate is passed on to the others, and others' queries are forwarded to
+	// a neighbour at half of it (each with a burst of twice as many); hits are allowed at ten
+	// times it.
 	QueryRate float64
 	// HandshakeTimeout bounds the Hello exchange (default 5 s); IdleTimeout closes a link
 	// silent that long (default 30 s; neighbours are pinged at a third of it); LookupTimeout
