@@ -214,11 +214,11 @@ func (s *Swarm) bootstrap() (func(ip string, l *slog.Logger) (peer.Discovery, er
 			return nil, err
 		}
 		s.tracker = srv
-		s.web = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(rl.Handler(), slog.LevelDebug)}
+		s.web = srv.HTTPServer(slog.NewLogLogger(rl.Handler(), slog.LevelDebug))
 		s.served = make(chan struct{})
 		go func() {
 			defer close(s.served)
-			_ = s.web.Serve(ln) // ends when Close closes s.web
+			_ = s.web.Serve(srv.Listener(ln)) // ends when Close closes s.web
 		}()
 		s.announce = "http://" + ln.Addr().String() + "/announce"
 		return func(ip string, l *slog.Logger) (peer.Discovery, error) {
