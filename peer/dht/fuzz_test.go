@@ -1,14 +1,18 @@
 package dht
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/anacrolix/dht/v2/int160"
 	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
@@ -23,14 +27,19 @@ const honestWait = 30 * time.Second
 // FuzzPacket: one real node, on an in-memory network, is sent each input as a datagram from an
 // address of its own (so that the per-IP rate limit never hides the library from the fuzzer);
 // then an honest node, from another address of its own, pings it and asks it a find_node, and
-// both must be answered. A panic in the library's read loop or in the node's answer loop kills
-// the process: go test reports the input that did it. The ping's answer means the library's
-// read loop, which reads datagrams in order, has handled the input; the find_node's answer
-// means the node's answer loop, which takes queries in order, has too. Nothing may be written
-// to the library's global logger (standard error) either: the guard drops what the library
-// would log. The seeds are under testdata/fuzz/FuzzPacket: BEP 44 get and put without
-// arguments (put used to panic the library), truncated and wrong-typed bencode, a valid
-// ping, find_node, get_peers and announce_peer, an oversize datagram, huge transaction ids.
+// both must be answered. An input that is a reply or an error (by its "y") is sent as the
+// answer to a get_peers the node sends the attacker as a lookup does, with the query's
+// transaction id put in its "t": the guard must take it for that answer, and the library and
+// the lookup's code read it. A panic in the library's read loop, in the node's answer loop or
+// in the lookup's reading of replies kills the process: go test reports the input that did
+// it. The ping's answer means the library's read loop, which reads datagrams in order, has
+// handled the input; the find_node's answer means the node's answer loop, which takes queries
+// in order, has too. Nothing may be written to the library's global logger (standard error)
+// either: the guard drops what the library would log. The seeds are under
+// testdata/fuzz/FuzzPacket: BEP 44 get and put without arguments (put used to panic the
+// library), truncated and wrong-typed bencode, a valid ping, find_node, get_peers and
+// announce_peer, an oversize datagram, huge transaction ids, replies with nodes and values
+// of wrong lengths, errors without their list.
 func FuzzPacket(f *testing.F) {
 	// What the library writes to anacrolix/log's global logger is counted (set before the node
 	// starts and put back after it stops: the library's goroutines read it).
@@ -69,9 +78,35 @@ func FuzzPacket(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = at.WriteTo(b, pc.LocalAddr())
-		at.Close()
-		if err != nil {
+		defer at.Close()
+		if y, _, _ := krpcHead(b); y == 'r' || y == 'e' {
+			// A reply: to a get_peers of the node's own (as a lookup sends), with its
+			// transaction id put in, so that the guard lets it through as it would a real one.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				w := &walk{target: int160.FromByteArray(krpc.RandomNodeID()), depth: make(map[netip.AddrPort]int), visit: func(int, []krpc.NodeAddr) {}}
+				w.query(ctx, n.s, krpc.NodeAddr{IP: at.AddrPort().Addr().AsSlice(), Port: int(at.AddrPort().Port())})
+			}()
+			tx, err := queryOf(at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ok bool
+			if b, ok = withTx(b, tx); ok {
+				// The guard takes it for the reply it is.
+				before := n.drops.unsolicited.Load()
+				defer func() {
+					if n.drops.unsolicited.Load() != before {
+						t.Errorf("%q was dropped as a reply to no query", b)
+					}
+				}()
+			}
+			defer func() { cancel(); <-done }()
+		}
+		if _, err = at.WriteTo(b, pc.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
 		if err := honestCheck(sn, addr(128<<16), to); err != nil {
@@ -81,6 +116,46 @@ func FuzzPacket(f *testing.F) {
 			t.Fatalf("after %q: the library wrote %d lines to its global logger; the first: %s", b, c, *libLog.first.Load())
 		}
 	})
+}
+
+// queryOf waits for the node's query on c and returns its transaction id.
+func queryOf(c *simnet.Conn) (string, error) {
+	c.SetReadDeadline(time.Now().Add(honestWait))
+	buf := make([]byte, 1<<16)
+	for {
+		k, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return "", fmt.Errorf("no query from the node: %w", err)
+		}
+		var m krpc.Msg
+		if bencode.Unmarshal(buf[:k], &m) == nil && m.Y == "q" {
+			return m.T, nil
+		}
+	}
+}
+
+// withTx is the bencoded dictionary b with the value of its (last) top-level "t" key, a
+// string, replaced by tx, and true; b and false if it has none.
+func withTx(b []byte, tx string) ([]byte, bool) {
+	start, end := -1, -1
+	for i := 1; i < len(b) && b[i] != 'e'; {
+		key, next, ok := bstring(b, i)
+		if !ok {
+			return b, false
+		}
+		j, ok := skip(b, next, 0)
+		if !ok {
+			return b, false
+		}
+		if key == "t" {
+			start, end = next, j
+		}
+		i = j
+	}
+	if start < 0 {
+		return b, false
+	}
+	return slices.Concat(b[:start], []byte(strconv.Itoa(len(tx))+":"+tx), b[end:]), true
 }
 
 // honestCheck sends, from a socket of its own at from, a ping and a find_node to the node at
