@@ -87,7 +87,16 @@ func FuzzPacket(f *testing.F) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				w := &walk{target: int160.FromByteArray(krpc.RandomNodeID()), depth: make(map[netip.AddrPort]int), visit: func(int, []krpc.NodeAddr) {}}
+				// The peers a lookup would hand out are real addresses.
+				peers := n.newPeerSet()
+				visit := func(_ int, values []krpc.NodeAddr) {
+					for _, ap := range peers.add(values) {
+						if !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Port() == 0 {
+							t.Errorf("a lookup would hand out peer %v", ap)
+						}
+					}
+				}
+				w := &walk{target: int160.FromByteArray(krpc.RandomNodeID()), depth: make(map[netip.AddrPort]int), visit: visit}
 				w.query(ctx, n.s, krpc.NodeAddr{IP: at.AddrPort().Addr().AsSlice(), Port: int(at.AddrPort().Port())})
 			}()
 			tx, err := queryOf(at)
