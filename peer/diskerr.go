@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/anacrolix/torrent/metainfo"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/shoalp2p/shoal/peer/meta"
 )
@@ -63,9 +65,13 @@ type diskNoise struct {
 	seen *atomic.Bool
 }
 
-// diskCauses are the errors shoal reports itself, in writeError.
+// diskCauses are the errors shoal reports itself, in writeError, and two that follow them:
+// when shoal stops for one and closes the torrent, the library may still be marking a piece
+// ("restoring part file: file already closed", "setting piece completion batch: database
+// not open", seen when a folder cannot be written), which says nothing the one line does not.
 var diskCauses = []string{
 	syscall.ENOSPC.Error(), syscall.EDQUOT.Error(), syscall.EROFS.Error(), syscall.EACCES.Error(), syscall.EPERM.Error(),
+	os.ErrClosed.Error(), bbolt.ErrDatabaseNotOpen.Error(),
 }
 
 func quietDiskNoise(h slog.Handler) slog.Handler {
