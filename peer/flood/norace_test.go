@@ -1,0 +1,5 @@
+//go:build !race
+
+package flood_test
+
+const raceOn = false
