@@ -64,11 +64,11 @@ func FuzzPacket(f *testing.F) {
 	to := n.Addr()
 
 	// Each input's attacker and honest node get addresses of their own: 127.1.0.0 on for the
-	// attackers, 127.128.0.0 on for the honest, a counter's worth each (2^23 of them, then
+	// attackers, 127.128.0.0 on for the honest, a counter's worth each (2^22 of them, then
 	// again from the start: the limiter has long forgotten them by then).
 	var count uint32
 	addr := func(base uint32) netip.AddrPort {
-		a := base + count%(1<<23)
+		a := base + count%(1<<22)
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, byte(a >> 16), byte(a >> 8), byte(a)}), 6881)
 	}
 
@@ -84,7 +84,6 @@ func FuzzPacket(f *testing.F) {
 			// A reply: to a get_peers of the node's own (as a lookup sends), with its
 			// transaction id put in, so that the guard lets it through as it would a real one.
 			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -100,6 +99,7 @@ func FuzzPacket(f *testing.F) {
 				w := &walk{target: int160.FromByteArray(krpc.RandomNodeID()), depth: make(map[netip.AddrPort]int), visit: visit}
 				w.query(ctx, n.s, krpc.NodeAddr{IP: at.AddrPort().Addr().AsSlice(), Port: int(at.AddrPort().Port())})
 			}()
+			defer func() { cancel(); <-done }()
 			tx, err := queryOf(at)
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +114,6 @@ func FuzzPacket(f *testing.F) {
 					}
 				}()
 			}
-			defer func() { cancel(); <-done }()
 		}
 		if _, err = at.WriteTo(b, pc.LocalAddr()); err != nil {
 			t.Fatal(err)
