@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test ./tracker -run '^$$' -fuzz '^FuzzAnnounce$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./peer/flood/wire -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./peer/flood/wire -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./peer/dht -run '^$$' -fuzz '^FuzzPacket$$' -fuzztime $(FUZZTIME)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
