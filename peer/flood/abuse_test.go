@@ -310,6 +310,24 @@ func (p *tcpPeer) close() {
 	<-p.done
 }
 
+// finish ends the link gracefully: FIN after the last frame written, then reading on until
+// the node closes its end. A plain Close with frames from the node still unread would send
+// an RST, and the node's kernel would then throw away what it had not yet read of ours.
+func (p *tcpPeer) finish() {
+	p.wmu.Lock()
+	err := p.c.(*net.TCPConn).CloseWrite()
+	p.wmu.Unlock()
+	if err != nil {
+		p.t.Errorf("half-closing the link: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.t.Errorf("the node did not close the link within 60s of our FIN")
+	}
+	p.close()
+}
+
 // ended reports whether the node has closed the link.
 func (p *tcpPeer) ended() bool {
 	select {
@@ -377,9 +395,9 @@ func TestQueryFloodSoak(t *testing.T) {
 	}
 	tick.Stop()
 	sending := time.Since(start)
-	// Closing the link: the victim handles its frames in order, then its end, so once the
+	// Ending the link: the victim handles its frames in order, then the FIN, so once the
 	// attacker is no longer a neighbour every query it sent has been counted.
-	atk.close()
+	atk.finish()
 	waitFor(t, 60*time.Second, "the victim did not see the attacker leave", func() bool {
 		return victim.Neighbours() == before+1
 	})
