@@ -11,6 +11,7 @@ import (
 
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
+	"github.com/shoalp2p/shoal/peer/badpeer"
 )
 
 // hostileInfo is a folder torrent of two small files whose info dictionary is then spoiled by
@@ -63,14 +64,15 @@ func TestMagnetHostileMetadata(t *testing.T) {
 		{"garbage", []byte("d4:name3:abc12:piece lengthi16384e6:piecesi1ee"), "malformed info dictionary", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := startMetaPeer("127.0.0.77", c.info)
+			ih := metainfo.HashBytes(c.info)
+			p, err := badpeer.StartMetadata("127.0.0.77", ih, c.info)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.close()
+			defer p.Close()
 			tmp := t.TempDir()
 			out, state := filepath.Join(tmp, "out"), filepath.Join(tmp, "state")
-			magnet := "magnet:?xt=urn:btih:" + p.infoHash.HexString() + "&x.pe=" + p.addr().String()
+			magnet := "magnet:?xt=urn:btih:" + ih.HexString() + "&x.pe=" + p.Addr().String()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -78,7 +80,7 @@ func TestMagnetHostileMetadata(t *testing.T) {
 			err = newApp(&stdout, &stderr).Run(ctx, []string{"shoal", "get", "--json", magnet,
 				"-o", out, "--data-dir", state, "--listen", "127.0.0.1:0"})
 			code := exitCode(err, &stderr)
-			if p.served.Load() == 0 {
+			if p.Served() == 0 {
 				t.Fatalf("the peer served no metadata (exit %d, stderr %q)", code, stderr.String())
 			}
 			if code != 1 {
@@ -125,11 +127,11 @@ func TestMagnetLyingMetadata(t *testing.T) {
 		{"garbage", []byte("d4:name3:abc12:piece lengthi16384e6:pieces1:xe")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := startLyingMetaPeer("127.0.0.78", c.info, honest)
+			p, err := badpeer.StartMetadata("127.0.0.78", honest, c.info)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.close()
+			defer p.Close()
 			tmp := t.TempDir()
 			out, state := filepath.Join(tmp, "out"), filepath.Join(tmp, "state")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -137,17 +139,17 @@ func TestMagnetLyingMetadata(t *testing.T) {
 			// Stop once the peer has served its metadata and shoal dropped the connection.
 			go func() {
 				select {
-				case <-p.ended:
+				case <-p.Ended():
 					cancel()
 				case <-ctx.Done():
 				}
 			}()
 			var stdout, stderr bytes.Buffer
 			err = newApp(&stdout, &stderr).Run(ctx, []string{"shoal", "get", "--json", "--quiet",
-				"magnet:?xt=urn:btih:" + honest.HexString() + "&x.pe=" + p.addr().String(),
+				"magnet:?xt=urn:btih:" + honest.HexString() + "&x.pe=" + p.Addr().String(),
 				"-o", out, "--data-dir", state, "--listen", "127.0.0.1:0"})
 			code := exitCode(err, &stderr)
-			if p.served.Load() == 0 {
+			if p.Served() == 0 {
 				t.Fatalf("the peer served no metadata (exit %d, stderr %q)", code, stderr.String())
 			}
 			if code != 130 || strings.Contains(stderr.String(), "refusing") {

@@ -1,10 +1,14 @@
 // Package badpeer is a hostile BitTorrent peer for tests. It speaks just enough of the wire
-// protocol (BEP 3, plaintext) to be dialled by a client, claims to have every piece, and then
-// either answers every request with wrong bytes or sends a message no client should accept.
+// protocol (BEP 3, plaintext) to be dialled by a client. Started with Start, it claims to have
+// every piece, and then either answers every request with wrong bytes or sends a message no
+// client should accept. Started with StartMetadata, it has no piece, only a torrent's
+// metadata: it advertises ut_metadata (BEP 9, BEP 10) and serves whatever info bytes it was
+// given, info dictionaries the client should refuse included.
 package badpeer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -17,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/anacrolix/torrent/bencode"
 	"github.com/anacrolix/torrent/metainfo"
 	pp "github.com/anacrolix/torrent/peer_protocol"
 )
@@ -33,6 +38,8 @@ const (
 	UnknownID
 	// Truncated sends a "have" message two bytes short.
 	Truncated
+	// metadata has no piece and serves its info bytes to ut_metadata requests (StartMetadata).
+	metadata
 )
 
 func (m Mode) String() string {
@@ -45,6 +52,8 @@ func (m Mode) String() string {
 		return "unknown-id"
 	case Truncated:
 		return "truncated"
+	case metadata:
+		return "metadata"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
@@ -52,10 +61,14 @@ func (m Mode) String() string {
 // OversizedLength is the length prefix the Oversized peer sends.
 const OversizedLength = 1 << 30
 
+// MetadataExtID is the number the metadata peer gives ut_metadata in its extended handshake.
+const MetadataExtID = 3
+
 // Peer is a listening hostile peer for one torrent.
 type Peer struct {
 	mode      Mode
 	infoHash  metainfo.Hash
+	info      []byte // the metadata served in the metadata mode
 	id        [20]byte
 	numPieces int
 	ln        net.Listener
@@ -66,22 +79,39 @@ type Peer struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 
-	accepted   atomic.Int64 // TCP connections accepted
-	handshakes atomic.Int64 // BitTorrent handshakes completed
-	served     atomic.Int64 // blocks of wrong data sent
-	dropped    atomic.Int64 // connections the other side closed after the handshake
+	accepted   atomic.Int64  // TCP connections accepted
+	handshakes atomic.Int64  // BitTorrent handshakes completed
+	served     atomic.Int64  // blocks of wrong data, or pieces of metadata, sent
+	dropped    atomic.Int64  // connections the other side closed after the handshake
+	ended      chan struct{} // gets a value each time a connection that was served ends
 }
 
 // Start listens on ip (port 0) as a peer of the torrent with this infohash and number of
 // pieces. Close stops it.
 func Start(ip string, infoHash metainfo.Hash, numPieces int, mode Mode) (*Peer, error) {
+	if mode == metadata {
+		return nil, errors.New("badpeer: the metadata peer is started with StartMetadata")
+	}
+	return start(ip, infoHash, numPieces, mode, nil)
+}
+
+// StartMetadata listens on ip (port 0) as a peer of the torrent with this infohash that has
+// no piece, only metadata: it advertises ut_metadata and answers every metadata request with
+// the matching 16 KiB piece of info, whatever info holds and whatever it hashes to (pass
+// metainfo.HashBytes(info) for a peer that serves the torrent, another hash for one that
+// lies). Served counts the metadata pieces sent. Close stops it.
+func StartMetadata(ip string, infoHash metainfo.Hash, info []byte) (*Peer, error) {
+	return start(ip, infoHash, 0, metadata, info)
+}
+
+func start(ip string, infoHash metainfo.Hash, numPieces int, mode Mode, info []byte) (*Peer, error) {
 	ln, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Peer{mode: mode, infoHash: infoHash, numPieces: numPieces, ln: ln, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{}}
+	p := &Peer{mode: mode, infoHash: infoHash, info: info, numPieces: numPieces, ln: ln, ctx: ctx,
+		cancel: cancel, conns: map[net.Conn]struct{}{}, ended: make(chan struct{}, 64)}
 	copy(p.id[:], "-BAD001-")
 	for i := 8; i < len(p.id); i++ {
 		p.id[i] = 'a' + byte(rand.IntN(26))
@@ -101,8 +131,12 @@ func (p *Peer) Accepted() int64 { return p.accepted.Load() }
 // Handshakes counts BitTorrent handshakes completed, accepted or dialled.
 func (p *Peer) Handshakes() int64 { return p.handshakes.Load() }
 
-// Served counts blocks of wrong data sent.
+// Served counts blocks of wrong data sent, or for the metadata peer pieces of metadata sent.
 func (p *Peer) Served() int64 { return p.served.Load() }
+
+// Ended gets a value each time a connection on which the peer served something (Served went
+// up meanwhile) ends, whoever ended it. Values are not queued past 64 unread.
+func (p *Peer) Ended() <-chan struct{} { return p.ended }
 
 // Dropped counts connections the other side closed after the handshake.
 func (p *Peer) Dropped() int64 { return p.dropped.Load() }
@@ -156,12 +190,19 @@ func (p *Peer) forget(c net.Conn) {
 	c.Close()
 }
 
-// misbehave serves a connection after the handshake, and counts it dropped if the other
-// side closes it.
+// misbehave serves a connection after the handshake, counts it dropped if the other side
+// closes it, and says on ended when it ends after something was served.
 func (p *Peer) misbehave(c net.Conn) {
+	served := p.served.Load()
 	err := p.serve(c)
 	if p.ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
 		p.dropped.Add(1)
+	}
+	if p.served.Load() > served {
+		select {
+		case p.ended <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -223,7 +264,12 @@ func (p *Peer) initiate(c net.Conn) error {
 func (p *Peer) handshakeBytes() []byte {
 	out := make([]byte, 0, 68)
 	out = append(out, pp.Protocol...)
-	out = append(out, make([]byte, 8)...) // no extensions
+	if p.mode == metadata {
+		ext := pp.NewPeerExtensionBytes(pp.ExtensionBitLtep) // BEP 10, for ut_metadata
+		out = append(out, ext[:]...)
+	} else {
+		out = append(out, make([]byte, 8)...) // no extensions
+	}
 	out = append(out, p.infoHash[:]...)
 	return append(out, p.id[:]...)
 }
@@ -257,6 +303,9 @@ func (p *Peer) handshake(c net.Conn) error {
 
 // serve misbehaves on an established connection until it ends.
 func (p *Peer) serve(c net.Conn) error {
+	if p.mode == metadata {
+		return p.serveMetadata(c)
+	}
 	w := bufio.NewWriter(c)
 	have := make([]bool, p.numPieces)
 	for i := range have {
@@ -318,4 +367,57 @@ func write(w *bufio.Writer, m pp.Message) {
 		panic(err) // our own messages always marshal
 	}
 	w.Write(b)
+}
+
+// serveMetadata sends the extended handshake, then answers metadata requests until the
+// connection ends.
+func (p *Peer) serveMetadata(c net.Conn) error {
+	w := bufio.NewWriter(c)
+	hello, err := bencode.Marshal(pp.ExtendedHandshakeMessage{
+		M:            map[pp.ExtensionName]pp.ExtensionNumber{pp.ExtensionNameMetadata: MetadataExtID},
+		MetadataSize: len(p.info),
+	})
+	if err != nil {
+		return err
+	}
+	write(w, pp.Message{Type: pp.Extended, ExtendedID: pp.HandshakeExtendedID, ExtendedPayload: hello})
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var theirs pp.ExtensionNumber
+	d := pp.Decoder{R: bufio.NewReader(c), MaxLength: 1 << 20}
+	for {
+		var m pp.Message
+		if err := d.Decode(&m); err != nil {
+			return err
+		}
+		if m.Keepalive || m.Type != pp.Extended {
+			continue
+		}
+		switch m.ExtendedID {
+		case pp.HandshakeExtendedID:
+			var h pp.ExtendedHandshakeMessage
+			if err := bencode.Unmarshal(m.ExtendedPayload, &h); err != nil {
+				return err
+			}
+			theirs = h.M[pp.ExtensionNameMetadata]
+		case MetadataExtID:
+			var req pp.ExtendedMetadataRequestMsg
+			if err := bencode.Unmarshal(m.ExtendedPayload, &req); err != nil || theirs == 0 {
+				return errors.New("bad metadata request")
+			}
+			begin := req.Piece * (16 << 10)
+			if req.Type != pp.RequestMetadataExtensionMsgType || begin < 0 || begin >= len(p.info) {
+				continue
+			}
+			end := min(begin+16<<10, len(p.info))
+			head := bencode.MustMarshal(pp.ExtendedMetadataRequestMsg{Piece: req.Piece, TotalSize: len(p.info), Type: pp.DataMetadataExtensionMsgType})
+			write(w, pp.Message{Type: pp.Extended, ExtendedID: theirs,
+				ExtendedPayload: append(bytes.Clone(head), p.info[begin:end]...)})
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			p.served.Add(1)
+		}
+	}
 }
