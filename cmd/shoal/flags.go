@@ -33,6 +33,7 @@ func nodeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "download-rate", Usage: "cap downloads at `RATE` bytes per second (10MiB, 500KiB, 1000000)"},
 		&cli.StringFlag{Name: "upload-rate", Usage: "cap uploads at `RATE` bytes per second"},
 	)
+	flags = append(flags, profileFlags()...)
 	return append(flags, logFlags("log everything, the torrent library's messages included")...)
 }
 

@@ -20,6 +20,16 @@ func runTorrent(ctx context.Context, cmd *cli.Command, src *meta.Source, add pee
 		return err
 	}
 	cfg.Logger = log
+	stopProfiles, err := startProfiles(cmd)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Deferred first, so it runs last: after the node has closed.
+		if perr := stopProfiles(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	if add.Peers, err = directPeers(cmd); err != nil {
 		return err
 	}
