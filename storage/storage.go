@@ -142,7 +142,16 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 			}
 		}
 	}
-	return s.ClientImplCloser.OpenTorrent(ctx, info, ih)
+	t, err := s.ClientImplCloser.OpenTorrent(ctx, info, ih)
+	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
+		return t, err
+	}
+	files := pieceFiles(info, s.Root(info))
+	inner := t.Piece
+	t.Piece = func(p metainfo.Piece) tstorage.PieceImpl {
+		return piece{PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(), files: files}
+	}
+	return t, nil
 }
 
 // Root is the path of the torrent's content: the single file, or the top folder.
