@@ -203,3 +203,34 @@ func countWithin(dist, holders []int, ttl int) int {
 	}
 	return k
 }
+
+// TestWalkersNotRelayLimited: at the default rates, a lookup with far more walkers than a
+// neighbour's relay burst still takes walkers x TTL steps (the relay limit charges a
+// lookup once per node, not once per walker).
+func TestWalkersNotRelayLimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, degree, walkers, ttl = 40, 3, 64, 3
+		m := flood.NewMeter()
+		s := newSim(t, n, 11, func(i int, c *flood.Config) { c.Degree = degree; c.Meter = m })
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		if err := m.WaitReady(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		ih := metainfo.Hash{7}
+		before := m.Count()
+		tr, err := s.nodes[1].Trace(ctx, ih, ttl, walkers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Count().Sub(before); got.Queries != walkers*ttl {
+			t.Errorf("%d walkers of %d steps took %d steps", walkers, ttl, got.Queries)
+		}
+	})
+}

@@ -337,7 +337,11 @@ func (n *Node) query(l *link, q wire.Query, now time.Time) {
 	}
 	q.Hops++
 	if q.Walk {
-		if q.TTL <= 1 || !n.relayed(l, now) {
+		// One relay token per lookup, not per walker: a lookup's walkers share its ID, and
+		// a search with more walkers than the relay burst must not lose them at the first
+		// hop. Each walker frame is still within l's query rate, and goes on to one
+		// neighbour only.
+		if q.TTL <= 1 || (first && !n.relayed(l, now)) {
 			return
 		}
 		q.TTL--
