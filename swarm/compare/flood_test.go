@@ -116,7 +116,11 @@ func TestFlood(t *testing.T) {
 			name = "sim"
 		}
 		t.Run(name, func(t *testing.T) {
-			o := buildTestOverlay(t, n, sim, 5*time.Millisecond, 0)
+			// The simulated delays are wall-clock: 25 ms a hop keeps a busy machine's
+			// scheduling (the race detector, a loaded CI) from letting a copy overtake
+			// another by a whole hop, which the exact counts below rely on (5 ms did not,
+			// once: 177 copies for the graph's 181).
+			o := buildTestOverlay(t, n, sim, 25*time.Millisecond, 0)
 			g := overlayGraph(t, o)
 			links, maxDeg, mean := g.degrees()
 			for i, nb := range g {
