@@ -89,9 +89,11 @@ func (s *search) run(ctx context.Context, d Discovery) {
 			}(looking)
 		}
 		if announced && !completed && !wanted {
+			// Not completed until a tracker took it: a run that ends at once (no seeding)
+			// cancels ctx, perhaps with this announce in flight, and says it again below.
 			completed = true
 			if tracksEvents(d) {
-				s.announce(ctx, d, EventCompleted)
+				_, completed = s.announce(ctx, d, EventCompleted)
 			}
 		}
 		if announced && !now.Before(nextAnnounce) {
@@ -108,6 +110,14 @@ func (s *search) run(ctx context.Context, d Discovery) {
 		timer.Reset(max(wait, 0))
 		select {
 		case <-ctx.Done():
+			if !announced && ready != nil {
+				select {
+				case <-ready: // ready, but the run ended before this loop got to it
+					downloaded, _ := s.t.Transferred()
+					announced, completed = true, downloaded == 0
+				default:
+				}
+			}
 			if announced && tracksEvents(d) {
 				sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				if !completed && s.t.t.Complete().Bool() {
@@ -123,8 +133,9 @@ func (s *search) run(ctx context.Context, d Discovery) {
 			retry = min(retry*2, maxRetry)
 		case <-ready:
 			ready = nil
-			announced, completed = true, !wanted
-			s.announce(ctx, d, EventStarted)
+			announced = true
+			left, _ := s.announce(ctx, d, EventStarted)
+			completed = left == 0 // nothing left: no completed event to send later
 			nextAnnounce = time.Now().Add(reannounce)
 			// A tracker's answer to the announce is a lookup's worth of peers.
 			nextLookup = time.Now()
@@ -155,19 +166,31 @@ func (s *search) lookup(ctx context.Context, d Discovery) {
 	}
 }
 
-func (s *search) announce(ctx context.Context, d Discovery, ev AnnounceEvent) {
+// announce tells d about the torrent, and returns the bytes left that it announced and
+// whether d took the announce. A started announce of a download that has finished already
+// (nothing left, bytes read in this run) goes out as completed: a tracker takes a completed
+// event that follows a left=0 announce for a seed's and does not count it.
+func (s *search) announce(ctx context.Context, d Discovery, ev AnnounceEvent) (left int64, ok bool) {
+	left = s.t.t.BytesMissing()
 	if s.private() && d.Name() != "tracker" {
-		return
+		return left, true
 	}
 	st := s.t.t.Stats()
+	if ev == EventStarted && left == 0 && read(&st) > 0 && tracksEvents(d) {
+		ev = EventCompleted
+	}
 	a := Announcement{
 		InfoHash: s.t.src.InfoHash, Port: int(s.t.node.Addr().Port()),
-		Left: s.t.t.BytesMissing(), Uploaded: written(&st), Downloaded: read(&st),
+		Left: left, Uploaded: written(&st), Downloaded: read(&st),
 		Event: ev, Trackers: s.t.src.Trackers,
 	}
-	if err := d.Announce(ctx, a); err != nil && ctx.Err() == nil {
-		s.t.node.log.Debug("announce failed", "via", d.Name(), "err", err)
+	if err := d.Announce(ctx, a); err != nil {
+		if ctx.Err() == nil {
+			s.t.node.log.Debug("announce failed", "via", d.Name(), "err", err)
+		}
+		return left, false
 	}
+	return left, true
 }
 
 // tracksEvents says the adapter wants the completed and stopped events: trackers count
