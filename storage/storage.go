@@ -132,8 +132,9 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 	if err := CheckInfo(info); err != nil {
 		return tstorage.TorrentImpl{}, err
 	}
+	files := pieceFiles(info, s.Root(info))
 	if d, ok := s.pc.(*durable); ok {
-		d.layout(pieceFiles(info, s.Root(info)))
+		d.layout(files)
 	}
 	if s.opts.Hashed && s.opts.Complete && s.opts.StateDir == "" {
 		for i := range info.NumPieces() {
@@ -146,7 +147,6 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
 		return t, err
 	}
-	files := pieceFiles(info, s.Root(info))
 	inner := t.Piece
 	t.Piece = func(p metainfo.Piece) tstorage.PieceImpl {
 		return piece{PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(), files: files}
