@@ -77,6 +77,14 @@ func discoveryAdapters(cmd *cli.Command, cfg peer.Config) ([]peer.Discovery, err
 	if len(urls) > 0 && !modes["tracker"] {
 		return nil, usageError{errors.New("--tracker needs --discovery to include tracker")}
 	}
+	// Usage errors before any adapter starts (a DHT node would start joining, and log).
+	if !modes["flood"] {
+		for _, name := range []string{"flood-listen", "flood-peers", "flood-degree", "flood-ttl", "flood-walkers"} {
+			if cmd.IsSet(name) {
+				return nil, usageError{fmt.Errorf("--%s needs --discovery to include flood", name)}
+			}
+		}
+	}
 	var local netip.Addr
 	if host, _, err := peer.SplitListen(cfg.Listen); err == nil {
 		if a, err := netip.ParseAddr(host); err == nil && !a.IsUnspecified() {
@@ -101,15 +109,6 @@ func discoveryAdapters(cmd *cli.Command, cfg peer.Config) ([]peer.Discovery, err
 			return nil, err
 		}
 		out = append(out, f)
-	} else {
-		for _, name := range []string{"flood-listen", "flood-peers", "flood-degree", "flood-ttl", "flood-walkers"} {
-			if cmd.IsSet(name) {
-				for _, d := range out {
-					d.Close()
-				}
-				return nil, usageError{fmt.Errorf("--%s needs --discovery to include flood", name)}
-			}
-		}
 	}
 	return out, nil
 }
