@@ -122,5 +122,11 @@ func (t *Torrent) verifiedBytes(info *metainfo.Info) int64 {
 		}
 		i += r.Length
 	}
+	if t.store != nil {
+		// Verified, but the write to the file failed: not kept.
+		for _, j := range t.store.Unwritten() {
+			n -= info.Piece(j).Length()
+		}
+	}
 	return n
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -214,8 +215,17 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	if !opts.Seed {
 		stateDir = filepath.Join(n.cfg.DataDir, "resume", src.InfoHash.HexString())
 	}
+	// A verified piece that cannot be written to its file ends the run as a block that cannot
+	// be written does (the library only logs it, and counts the piece complete). The Torrent is
+	// made below, before anything is written.
+	var owner atomic.Pointer[Torrent]
 	storeOpts := storage.Options{
 		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Hashed: opts.Seed && opts.Hashed, Logger: n.log,
+		WriteFailed: func(err error) {
+			if t := owner.Load(); t != nil {
+				t.onWriteError(err)
+			}
+		},
 	}
 	// With the metadata in hand (a .torrent), the storage opens now, so that a folder that
 	// cannot be written is reported at once. Without it (a magnet link), it opens only once the
@@ -261,6 +271,7 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 		watch:     newHashWatch(),
 	}
 	t.SetOnWriteChunkError(tt.onWriteError)
+	owner.Store(tt)
 	n.mu.Lock()
 	n.torrents = append(n.torrents, tt)
 	n.mu.Unlock()

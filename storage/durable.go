@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	g "github.com/anacrolix/generics"
@@ -208,10 +210,10 @@ func pieceFiles(info *metainfo.Info, root string) func(piece int) []string {
 		p := info.Piece(piece)
 		begin, end := p.Offset(), p.Offset()+p.Length()
 		var out []string
-		for _, s := range spans {
-			if s.off < end && begin < s.end {
-				out = append(out, s.path)
-			}
+		// The first file that ends after the piece begins, then each that begins before it ends.
+		k, _ := slices.BinarySearchFunc(spans, begin, func(s span, begin int64) int { return cmp.Compare(s.end, begin+1) })
+		for ; k < len(spans) && spans[k].off < end; k++ {
+			out = append(out, spans[k].path)
 		}
 		return out
 	}

@@ -21,7 +21,8 @@ import (
 func TestMarkNotCompleteKeepsWriter(t *testing.T) {
 	info, data := testTorrent(t)
 	dir := t.TempDir()
-	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state")})
+	// Blocks straight to the file (as when the piece buffers are full): the path the fix is for.
+	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state"), BufferLimit: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestMarkNotCompleteKeepsWriter(t *testing.T) {
 	// not complete over and over, as the library does when its first check of pieces of
 	// unknown state overlaps the download.
 	p0, b0 := piece(0)
-	const rounds = 300
+	const rounds = 2000
 	errs := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Add(3)

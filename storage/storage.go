@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	g "github.com/anacrolix/generics"
 	tstorage "github.com/anacrolix/torrent/storage"
@@ -37,7 +38,14 @@ type Options struct {
 	// made from it): every piece is recorded complete without hashing it again. Only with
 	// Complete and no StateDir.
 	Hashed bool
-	Logger *slog.Logger
+	// BufferLimit is how many bytes of received, not yet verified pieces are kept in memory
+	// (see buffers): 0 means DefaultBufferLimit, a negative value writes every block to the
+	// files as it comes.
+	BufferLimit int64
+	// WriteFailed, when set, is told when a verified piece cannot be written to its file (the
+	// library only logs it).
+	WriteFailed func(error)
+	Logger      *slog.Logger
 
 	// sync flushes one file or folder to the disk before pieces in it are recorded complete
 	// (syncPath); tests put a recorder here.
@@ -54,6 +62,7 @@ type Store struct {
 	resumed bool
 	damaged bool
 	pc      tstorage.PieceCompletion
+	bufs    *buffers // the open torrent's piece buffers; nil before OpenTorrent
 }
 
 // boltFile is the resume record's file name in StateDir (the torrent library's choice).
@@ -143,15 +152,89 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 			}
 		}
 	}
+	absent := absentPieces(info, s.Root(info), files)
+	limit := s.opts.BufferLimit
+	if limit == 0 {
+		limit = DefaultBufferLimit
+	}
+	bufs := newBuffers(max(limit, 0), info.PieceLength)
+	s.bufs = bufs
 	t, err := s.ClientImplCloser.OpenTorrent(ctx, info, ih)
 	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
 		return t, err
 	}
-	inner := t.Piece
+	inner, closeInner := t.Piece, t.Close
 	t.Piece = func(p metainfo.Piece) tstorage.PieceImpl {
-		return piece{PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(), files: files}
+		return piece{
+			PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(),
+			files: files, bufs: bufs, absent: absent(p.Index()), failed: s.opts.WriteFailed,
+		}
+	}
+	t.Close = func() error {
+		// Blocks of pieces not yet verified go to the part files, as the library would have
+		// written them: a later run hashes them instead of fetching them again.
+		for _, i := range bufs.pieces() {
+			if p, ok := t.Piece(info.Piece(i)).(piece); ok {
+				if c := p.PieceImpl.Completion(); !c.Ok || !c.Complete {
+					_ = p.flush(false) // unverified bytes: losing them costs a fetch, no more
+				}
+			}
+		}
+		if closeInner == nil {
+			return nil
+		}
+		return closeInner()
 	}
 	return t, nil
+}
+
+// BufferHighWater is the most bytes the open torrent's piece buffers held at once.
+func (s *Store) BufferHighWater() int64 {
+	if s.bufs == nil {
+		return 0
+	}
+	return s.bufs.highWater()
+}
+
+// Unwritten lists the pieces that passed their hash but could not be written to their files
+// (a full disk): the torrent library counts them complete, but they are not on the disk.
+func (s *Store) Unwritten() []int {
+	if s.bufs == nil {
+		return nil
+	}
+	s.bufs.mu.Lock()
+	defer s.bufs.mu.Unlock()
+	out := make([]int, 0, len(s.bufs.unwritten))
+	for i := range s.bufs.unwritten {
+		out = append(out, i)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// absentPieces says which pieces lie in a file that is on disk under neither its final name
+// nor NAME.part: such a piece cannot be complete.
+func absentPieces(info *metainfo.Info, root string, files func(int) []string) func(piece int) bool {
+	missing := map[string]bool{}
+	for _, f := range info.UpvertedFiles() {
+		p := filepath.Join(append([]string{root}, f.BestPath()...)...)
+		_, err1 := os.Lstat(p)
+		_, err2 := os.Lstat(p + ".part")
+		if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+			missing[p] = true
+		}
+	}
+	return func(i int) bool {
+		if len(missing) == 0 {
+			return false
+		}
+		for _, f := range files(i) {
+			if missing[f] {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // Root is the path of the torrent's content: the single file, or the top folder.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -133,7 +135,8 @@ func TestDiskFull(t *testing.T) {
 		"--data-dir", state, "--seed-time", "0", "--json"}
 
 	// The disk fills up.
-	failedClearly(t, "disk full", runShoal(t, args...), "disk full writing "+final)
+	full := runShoal(t, args...)
+	failedClearly(t, "disk full", full, "disk full writing "+final)
 	if _, err := os.Stat(final); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s exists after the disk filled up (%v): a partial file under the final name", final, err)
 	}
@@ -147,6 +150,13 @@ func TestDiskFull(t *testing.T) {
 		if !valid[i] {
 			t.Errorf("the resume record holds piece %d as complete, but its bytes on disk do not match", i)
 		}
+	}
+	// What the message says is kept is on the disk (a verified piece whose write failed is not).
+	if m := regexp.MustCompile(`the ([0-9.]+) MiB of`).FindStringSubmatch(full.stderr); m == nil {
+		t.Errorf("no kept size in %q", full.stderr)
+	} else if kept, _ := strconv.ParseFloat(m[1], 64); kept*(1<<20) > float64(int64(len(valid))*info.PieceLength)+0.05*(1<<20) {
+		t.Errorf("the message says %s MiB is kept, but only %d pieces (%.1f MiB) are whole on the disk",
+			m[1], len(valid), float64(int64(len(valid))*info.PieceLength)/(1<<20))
 	}
 
 	// Run again with the disk still full: the part file is hashed (its holes read back as
