@@ -35,6 +35,9 @@ type Config struct {
 	DownloadRate, UploadRate int64
 	// DisablePEX turns off peer exchange, so that every peer found was found by discovery.
 	DisablePEX bool
+	// InOrder leaves which pieces are fetched from whom to the library alone, without the
+	// swarm policy of share.go (for comparison).
+	InOrder bool
 	// Discovery adapters find peers and announce this node's torrents (after a torrent's
 	// data is ready; a torrent is announced again once it completes). The node owns them:
 	// Close closes them. The torrent's own trackers are used only through an adapter.

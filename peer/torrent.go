@@ -80,6 +80,7 @@ func (t *Torrent) Run(ctx context.Context, opts RunOptions, emit func(Event)) er
 		return err
 	}
 	search.markReady()
+	defer t.startSpread(ctx)() // share.go
 	size, root := info.TotalLength(), t.store.Root(info)
 	// Piece states tell which pieces from peers failed their hash (ban.go).
 	states := t.t.SubscribePieceStateChanges()
