@@ -8,7 +8,7 @@ import (
 
 // DefaultBufferLimit is how many bytes of received, not yet verified pieces one torrent keeps in
 // memory before it writes further blocks straight to the files (the library's own way).
-const DefaultBufferLimit = 64 << 20
+const DefaultBufferLimit = 32 << 20
 
 // buffers holds the blocks of pieces that are being downloaded, in memory, until the piece is
 // hashed. A download then costs one write per piece instead of one per 16 KiB block, the block

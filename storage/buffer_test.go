@@ -235,3 +235,46 @@ func TestAbsentFilesKnownIncomplete(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheServesCompletePieces: the first block read of a complete piece reads the whole piece,
+// and the other blocks come from memory (the file is changed behind the cache's back to tell);
+// a piece marked not complete, or written, is read from the file again.
+func TestCacheServesCompletePieces(t *testing.T) {
+	info, data, _, tor, root := openBuffered(t, 0)
+	for i := range info.NumPieces() {
+		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
+		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := info.Piece(1)
+	read := func(off int64) []byte {
+		t.Helper()
+		b := make([]byte, 4<<10)
+		if _, err := tor.Piece(p).ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if got := read(0); !bytes.Equal(got, data[p.Offset():][:4<<10]) {
+		t.Fatal("first block of piece 1 differs")
+	}
+	// Piece 1 lies in a.bin (40 KiB, complete, so under its final name).
+	f, err := os.OpenFile(filepath.Join(root, "a.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xee}, int(p.Length())), p.Offset()); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(8 << 10); !bytes.Equal(got, data[p.Offset()+8<<10:][:4<<10]) {
+		t.Fatal("a later block of the piece was read from the file again, not from the cache")
+	}
+	if err := tor.Piece(p).MarkNotComplete(); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(8 << 10); !bytes.Equal(got, bytes.Repeat([]byte{0xee}, 4<<10)) {
+		t.Fatal("a piece marked not complete was still read from the cache")
+	}
+}

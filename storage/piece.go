@@ -33,6 +33,7 @@ type piece struct {
 	length int64
 	files  func(piece int) []string // final paths of the files the piece lies in
 	bufs   *buffers
+	cache  *cache
 	// absent says a file the piece lies in was on disk under neither name when the torrent
 	// opened: until the record knows better, the piece is incomplete.
 	absent bool
@@ -51,6 +52,7 @@ func (p piece) Completion() tstorage.Completion {
 // WriteAt keeps the block in the piece's buffer, or writes it to the file when the buffers are
 // full.
 func (p piece) WriteAt(b []byte, off int64) (int, error) {
+	p.cache.drop(p.key.Index)
 	if pb := p.bufs.get(p.key.Index, p.length, true); pb != nil {
 		pb.write(b, off)
 		pb.mu.Unlock()
@@ -99,7 +101,8 @@ func (p piece) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, io.NewSectionReader(p.PieceImpl, 0, p.length))
 }
 
-// ReadAt reads from the buffer when it holds the range, else from the file.
+// ReadAt reads from the buffer when it holds the range, else from the cache of complete pieces
+// (see cache), else from the file.
 func (p piece) ReadAt(b []byte, off int64) (int, error) {
 	if pb := p.bufs.get(p.key.Index, p.length, false); pb != nil {
 		if pb.covers(off, off+int64(len(b))) {
@@ -111,12 +114,27 @@ func (p piece) ReadAt(b []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
+	if n, ok := p.cache.read(p.key.Index, b, off); ok {
+		return n, nil
+	}
+	if p.cache.limit > 0 {
+		if c, err := p.pc.Get(p.key); err == nil && c.Ok && c.Complete {
+			// A complete piece, read for a peer: read it whole, keep it for the next blocks.
+			d := p.cache.buffer(p.length)
+			if n, _ := p.PieceImpl.ReadAt(d, 0); int64(n) == p.length {
+				p.cache.put(p.key.Index, d)
+				return copy(b, d[off:]), nil
+			}
+			p.cache.recycle(d)
+		}
+	}
 	return p.PieceImpl.ReadAt(b, off)
 }
 
 // MarkComplete writes the verified piece to its file, and only then lets the library record it
 // complete. A piece that cannot be written is not recorded, and failed is told.
 func (p piece) MarkComplete() error {
+	p.cache.drop(p.key.Index)
 	if err := p.flush(true); err != nil {
 		p.bufs.setUnwritten(p.key.Index, true)
 		if p.failed != nil {
@@ -129,6 +147,7 @@ func (p piece) MarkComplete() error {
 }
 
 func (p piece) MarkNotComplete() error {
+	p.cache.drop(p.key.Index)
 	for _, f := range p.files(p.key.Index) {
 		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
 			return p.PieceImpl.MarkNotComplete() // a file at its final name: the library's way

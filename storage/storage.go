@@ -159,6 +159,7 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 	}
 	bufs := newBuffers(max(limit, 0), info.PieceLength)
 	s.bufs = bufs
+	cache := newCache(DefaultCacheLimit, info.PieceLength)
 	t, err := s.ClientImplCloser.OpenTorrent(ctx, info, ih)
 	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
 		return t, err
@@ -167,7 +168,7 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 	t.Piece = func(p metainfo.Piece) tstorage.PieceImpl {
 		return piece{
 			PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(),
-			files: files, bufs: bufs, absent: absent(p.Index()), failed: s.opts.WriteFailed,
+			files: files, bufs: bufs, cache: cache, absent: absent(p.Index()), failed: s.opts.WriteFailed,
 		}
 	}
 	t.Close = func() error {
@@ -186,6 +187,14 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 		return closeInner()
 	}
 	return t, nil
+}
+
+// Close closes the resume record; the torrent library must have closed the torrent.
+func (s *Store) Close() error {
+	if s.bufs != nil {
+		s.opts.Logger.Debug("piece buffers", "high_water", s.bufs.highWater(), "limit", s.bufs.limit)
+	}
+	return s.ClientImplCloser.Close()
 }
 
 // BufferHighWater is the most bytes the open torrent's piece buffers held at once.
