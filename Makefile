@@ -27,6 +27,7 @@ demo: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./peer
+	$(GO) test -run '^$$' -bench . ./storage
 	./bench/bench.sh
 
 # Each fuzz target for FUZZTIME, one after another (go test -fuzz takes one target at a time).
