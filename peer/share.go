@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
 )
 
 // How a leecher shares a swarm with other leechers (the swarm policy).
@@ -41,6 +42,13 @@ import (
 // spreadEvery is how often a spreader looks at what its peers hold.
 const spreadEvery = 100 * time.Millisecond
 
+// firstEvery is how often it looks until the first connection; for knownFor after it, the
+// leechers it knows of but is not connected to yet count as coming.
+const (
+	firstEvery = 5 * time.Millisecond
+	knownFor   = time.Second
+)
+
 // starvedAfter is how many steps in a row the leechers may hold pieces this one needs and
 // deliver nothing before it steps aside.
 const starvedAfter = 10
@@ -58,6 +66,7 @@ const (
 // spreader is a leecher's piece picker on top of the library's; its goroutine owns it.
 type spreader struct {
 	t    *torrent.Torrent
+	info *metainfo.Info
 	self torrent.PeerID
 	n    int
 	rng  *rand.Rand
@@ -70,6 +79,9 @@ type spreader struct {
 	ids   []torrent.PeerID // the leechers owner was worked out for, this one first
 	owner []bool           // which pieces are this leecher's among ids
 
+	first time.Time // the first connection
+	slow  bool      // stepping every spreadEvery
+
 	served  int64 // what the leechers had delivered at the last step
 	starved int   // steps in a row they held pieces this one needs and delivered nothing
 }
@@ -81,7 +93,7 @@ func (t *Torrent) startSpread(ctx context.Context) (stop func()) {
 	}
 	info := t.t.Info()
 	s := &spreader{
-		t: t.t, self: t.node.cl.PeerID(), n: info.NumPieces(),
+		t: t.t, info: info, self: t.node.cl.PeerID(), n: info.NumPieces(),
 		want: max(minHigh, int(highBytes/info.PieceLength)),
 		rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		high: make(map[int]bool), prio: make([]torrent.PiecePriority, info.NumPieces()),
@@ -94,9 +106,15 @@ func (t *Torrent) startSpread(ctx context.Context) (stop func()) {
 	go func() {
 		defer close(done)
 		defer s.stepAside(true)
-		tick := time.NewTicker(spreadEvery)
+		// The library requests from the first peer as soon as it connects: look often
+		// until then.
+		tick := time.NewTicker(firstEvery)
 		defer tick.Stop()
 		for s.step() {
+			if !s.first.IsZero() && !s.slow {
+				tick.Reset(spreadEvery)
+				s.slow = true
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -161,7 +179,25 @@ func (s *spreader) step() bool {
 		s.starved = 0
 	}
 	s.served = served
-	if len(seeds) == 0 || len(ids) == 1 || s.starved >= starvedAfter {
+	// Until the first seed connects, and for knownFor after, the peers known but not
+	// connected yet count as leechers coming: a tracker lists them all at once, and the
+	// library fills its window to the first seed as soon as it connects. A plain download,
+	// with no other peer known, has only its first moments so held.
+	early := s.first.IsZero()
+	if len(seeds) > 0 && early {
+		s.first = time.Now()
+	}
+	leechers := len(ids) // and this one
+	if len(ids) == 1 && (early || time.Since(s.first) < knownFor) {
+		st := s.t.Stats() // not KnownSwarm, which reads without the client lock
+		leechers = st.TotalPeers - len(seeds) + 1
+		if len(seeds) == 0 {
+			leechers-- // one of them is a seed, surely
+		}
+		leechers = max(1, leechers)
+	}
+	switch {
+	case s.starved >= starvedAfter, !early && len(seeds) == 0, !early && leechers <= 1:
 		s.stepAside(false)
 		return true
 	}
@@ -171,9 +207,7 @@ func (s *spreader) step() bool {
 			delete(s.high, i)
 		}
 	}
-	if len(s.high) < s.want {
-		s.pick(lacking, ids)
-	}
+	s.pick(lacking, ids, leechers)
 	for i := range s.n {
 		p := torrent.PiecePriorityNormal
 		switch {
@@ -198,17 +232,21 @@ func (s *spreader) step() bool {
 	return true
 }
 
-// pick adds to the high set pieces of lacking: this leecher's own among the leechers ids, at
-// random; when it has none left, its share of the others.
-func (s *spreader) pick(lacking []int, ids []torrent.PeerID) {
-	s.own(ids)
+// pick fills the high set with pieces of lacking: this leecher's own among the leechers ids,
+// at random; when it has none left, or sees no other leecher yet, its share (of leechers) of
+// the others. Pieces begun stay; others that are no longer this leecher's, or beyond its
+// share, go.
+func (s *spreader) pick(lacking []int, ids []torrent.PeerID, leechers int) {
 	var pool []int
 	owned := 0
-	for _, i := range lacking {
-		if s.owner[i] {
-			owned++
-			if !s.high[i] {
-				pool = append(pool, i)
+	if len(ids) > 1 {
+		s.own(ids)
+		for _, i := range lacking {
+			if s.owner[i] {
+				owned++
+				if !s.high[i] {
+					pool = append(pool, i)
+				}
 			}
 		}
 	}
@@ -216,12 +254,25 @@ func (s *spreader) pick(lacking []int, ids []torrent.PeerID) {
 	if owned == 0 {
 		// The others' pieces are late: take a share, so that the seeds send each piece
 		// to about one leecher still.
-		k = min(s.want, max(1, len(lacking)/len(ids)))
+		k = min(s.want, max(1, len(lacking)/leechers))
+		if len(ids) == 1 {
+			// No other leecher connected yet, only known or not even: a few at a time,
+			// until they connect and the pieces can be split.
+			k = min(k, minHigh)
+		}
 		pool = pool[:0]
 		for _, i := range lacking {
 			if !s.high[i] {
 				pool = append(pool, i)
 			}
+		}
+	}
+	for i := range s.high {
+		if len(s.high) <= k && (owned == 0 || s.owner[i]) {
+			continue
+		}
+		if s.t.PieceBytesMissing(i) == s.info.Piece(i).Length() { // not begun
+			delete(s.high, i)
 		}
 	}
 	s.rng.Shuffle(len(pool), func(a, b int) { pool[a], pool[b] = pool[b], pool[a] })

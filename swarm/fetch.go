@@ -327,7 +327,7 @@ func (s *Swarm) Fetch(ctx context.Context, src *meta.Source, opts FetchOptions, 
 	}
 	f := &fetch{
 		s: s, emit: emit, size: src.Info.TotalLength(), began: time.Now(), seeders: seeders,
-		base: make(map[*job]int64), leeches: make(map[*job]*leech, len(nodes)),
+		base: make(map[*job]int64), upload: make(map[*job][]sample), leeches: make(map[*job]*leech, len(nodes)),
 		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5eed)),
 	}
 	if opts.Seed == 0 {
@@ -401,7 +401,8 @@ type fetch struct {
 	began   time.Time
 	rng     *rand.Rand
 	seeders []*job
-	base    map[*job]int64 // what each seeder had uploaded before
+	base    map[*job]int64    // what each seeder had uploaded before
+	upload  map[*job][]sample // each seeder's upload during the downloads, from its progress
 	order   []*leech
 	leeches map[*job]*leech
 
@@ -452,6 +453,7 @@ func (f *fetch) onSeeder(n note) {
 		f.fail(n.j.node, fmt.Sprintf("seeding stopped: %v", n.j.err))
 	}
 	if p, ok := n.ev.(peer.Progress); ok {
+		f.upload[n.j] = append(f.upload[n.j], sample{time.Now(), p.Uploaded - f.base[n.j]})
 		f.emit(Progress{Event: "progress", Node: n.j.node, Addr: f.addrs[n.j.node], Seeder: true, Seconds: time.Since(f.began).Seconds(),
 			Completed: p.Completed, Size: p.Size, Peers: p.Peers, DownRate: p.DownRate, UpRate: p.UpRate, Uploaded: p.Uploaded - f.base[n.j]})
 	}
@@ -597,6 +599,7 @@ func (f *fetch) report(launch Launch, original string) (*Report, error) {
 		}
 		rep.add(r)
 	}
+	rep.bound(f.s.upRate, f.upload)
 	slices.SortFunc(f.failures, func(a, b Failure) int { return a.Node - b.Node })
 	rep.finish(f.failures)
 	return rep, nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shoalp2p/shoal/peer"
 	"github.com/shoalp2p/shoal/peer/meta"
@@ -51,6 +52,22 @@ type Report struct {
 	UploadedBySeeders  int64 `json:"uploaded_by_seeders"`
 	UploadedByLeechers int64 `json:"uploaded_by_leechers"`
 	Downloaded         int64 `json:"downloaded"`
+	// SeederUpload is UploadedBySeeders over Size: how many copies of the content the seeders
+	// sent. Each leecher serving the others, it stays near 1 however many leechers there are;
+	// a swarm whose leechers fetch everything from the seeders makes it the number of leechers.
+	SeederUpload float64 `json:"seeder_upload_multiple"`
+	// Bound is the seeders' upload bound: the time they need to send the content once, Size
+	// over BoundRate, their upload rate together. BoundFrom says where that rate comes from:
+	// "upload-rate", the cap every node has (Config.UploadRate, times the seeders); or
+	// "measured", the highest upload rate each seeder reached over a second of the downloads
+	// (from its progress events, four a second), added up. No swarm completes sooner than
+	// Bound; BoundRatio is Seconds over Bound (0 when there is no bound: no seeder progress).
+	// With a measured rate, on loopback, the machine's CPU rather than the seeders bounds
+	// the time: see README.
+	Bound      float64 `json:"bound_seconds"`
+	BoundRate  int64   `json:"bound_rate"`
+	BoundFrom  string  `json:"bound_from"`
+	BoundRatio float64 `json:"bound_ratio"`
 	// Discovery is what finding peers cost the nodes, from their start (bootstrap included),
 	// as their adapters count it (see peer.SearchStats); DiscoveryPerNode is its mean.
 	Discovery        peer.SearchStats `json:"discovery"`
@@ -163,6 +180,51 @@ func (r *Report) finish(failures []Failure) {
 	}
 }
 
+// sample is what a seeder had uploaded at a time.
+type sample struct {
+	at time.Time
+	up int64
+}
+
+// boundWindow is the least span over which a seeder's measured upload rate is taken.
+const boundWindow = time.Second
+
+// bound works out the seeders' upload bound, from the cap every node has (upRate) or the
+// seeders' progress.
+func (r *Report) bound(upRate int64, upload map[*job][]sample) {
+	if r.Size > 0 {
+		r.SeederUpload = float64(r.UploadedBySeeders) / float64(r.Size)
+	}
+	if upRate > 0 && r.Seeders > 0 {
+		r.BoundRate, r.BoundFrom = upRate*int64(r.Seeders), "upload-rate"
+	} else {
+		for _, ss := range upload {
+			r.BoundRate += peakRate(ss)
+		}
+		r.BoundFrom = "measured"
+	}
+	if r.BoundRate > 0 {
+		r.Bound = float64(r.Size) / float64(r.BoundRate)
+		r.BoundRatio = r.Seconds / r.Bound
+	}
+}
+
+// peakRate is the highest rate, in bytes per second, between two samples at least
+// boundWindow apart with none between them that are.
+func peakRate(ss []sample) int64 {
+	var best float64
+	j := 0
+	for k := range ss {
+		for j+1 < k && ss[k].at.Sub(ss[j+1].at) >= boundWindow {
+			j++
+		}
+		if dt := ss[k].at.Sub(ss[j].at); dt >= boundWindow {
+			best = max(best, float64(ss[k].up-ss[j].up)/dt.Seconds())
+		}
+	}
+	return int64(best)
+}
+
 // spread summarizes xs.
 func spread(xs []float64) Spread {
 	if len(xs) == 0 {
@@ -215,6 +277,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	up := r.UploadedBySeeders + r.UploadedByLeechers
 	fmt.Fprintf(&b, "uploaded    by seeders %s (%.0f%%), by leechers to each other %s (%.0f%%)\n",
 		meta.SizeText(r.UploadedBySeeders), pct(r.UploadedBySeeders, up), meta.SizeText(r.UploadedByLeechers), pct(r.UploadedByLeechers, up))
+	fmt.Fprintf(&b, "seeders     sent %.2fx the content (each leecher serving the others keeps this near 1)\n", r.SeederUpload)
+	if r.Bound > 0 {
+		from := fmt.Sprintf("--upload-rate %s/s", meta.SizeText(r.BoundRate/int64(max(r.Seeders, 1))))
+		if r.BoundFrom == "measured" {
+			from = fmt.Sprintf("the seeders' peak upload, %s/s over a second", meta.SizeText(r.BoundRate))
+		}
+		fmt.Fprintf(&b, "bound       %.2f s to send the content once at %s; took %.2fx that\n", r.Bound, from, r.BoundRatio)
+	}
 	d, p := r.Discovery, r.DiscoveryPerNode
 	fmt.Fprintf(&b, "discovery   %d messages sent, %d received; %d lookups, %d announces, %d peers found\n",
 		d.Sent, d.Received, d.Lookups, d.Announces, d.PeersFound)

@@ -69,6 +69,9 @@ type Config struct {
 	Dir string
 	// DownloadRate and UploadRate cap each node, in payload bytes per second; 0 is unlimited.
 	DownloadRate, UploadRate int64
+	// InOrder leaves which pieces each node fetches from whom to the torrent library alone,
+	// without shoal's swarm policy (peer.Config.InOrder), for comparison.
+	InOrder bool
 	// Logger receives every node's log, with its address attached; nil discards it.
 	Logger *slog.Logger
 }
@@ -93,8 +96,9 @@ type Swarm struct {
 	mode    string
 	log     *slog.Logger
 	dir     string
-	tempDir bool // dir is Start's own: Close removes it
-	owned   bool // the nodes are the swarm's own: Close and Kill close them
+	tempDir bool  // dir is Start's own: Close removes it
+	owned   bool  // the nodes are the swarm's own: Close and Kill close them
+	upRate  int64 // Config.UploadRate
 	nodes   []*peer.Node
 
 	root     io.Closer       // the bare DHT or overlay node every node joins through
@@ -133,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (s *Swarm, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s = &Swarm{
-		mode: cfg.Mode, log: cfg.Logger, dir: cfg.Dir, owned: true,
+		mode: cfg.Mode, log: cfg.Logger, dir: cfg.Dir, owned: true, upRate: cfg.UploadRate,
 		dead: make(map[int]frozen), seeded: make(map[metainfo.Hash]seeding),
 	}
 	if s.dir == "" {
@@ -164,7 +168,7 @@ func Start(ctx context.Context, cfg Config) (s *Swarm, err error) {
 		}
 		n, err := peer.New(peer.Config{
 			Listen: ip + ":0", DataDir: s.nodeDir(i, "state"), DisablePEX: true,
-			DownloadRate: cfg.DownloadRate, UploadRate: cfg.UploadRate,
+			DownloadRate: cfg.DownloadRate, UploadRate: cfg.UploadRate, InOrder: cfg.InOrder,
 			Discovery: []peer.Discovery{d}, Logger: l,
 		})
 		if err != nil {

@@ -39,6 +39,7 @@ func swarmCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up on downloads not complete after this long"},
 			&cli.StringFlag{Name: "download-rate", Usage: "cap each node's download at `RATE` bytes per second (10MiB, 500KiB)"},
 			&cli.StringFlag{Name: "upload-rate", Usage: "cap each node's upload at `RATE` bytes per second"},
+			&cli.BoolFlag{Name: "in-order", Usage: "leave which pieces each node fetches from whom to the torrent library alone, without shoal's swarm policy (for comparison)"},
 			&cli.BoolFlag{Name: "json", Usage: "print events and the summary as JSON lines on stdout instead of the live view"},
 		}, logFlags("log everything the nodes say, the torrent library's messages included (by default only errors)")...),
 		OnUsageError: onUsageError,
@@ -66,7 +67,7 @@ func swarmPlan(cmd *cli.Command) (swarm.Plan, error) {
 		return p, usageError{fmt.Errorf("--size: %v", err)}
 	}
 	p = swarm.Plan{
-		Config:  swarm.Config{Nodes: cmd.Int("nodes"), Mode: cmd.String("mode")},
+		Config:  swarm.Config{Nodes: cmd.Int("nodes"), Mode: cmd.String("mode"), InOrder: cmd.Bool("in-order")},
 		Seeders: cmd.Int("seeders"), Size: size, Files: cmd.Int("files"),
 		Churn: cmd.Float("churn"), Timeout: cmd.Duration("timeout"),
 	}
