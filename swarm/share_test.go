@@ -2,7 +2,6 @@ package swarm_test
 
 import (
 	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -11,16 +10,14 @@ import (
 
 // TestLeechersServeEachOther: one seeder and 8 leechers, each on its own loopback address,
 // found through a tracker. Every copy's sha256 matches, and the leechers serve each other:
-// the seeder sends less than 3 times the content (without the swarm policy of
-// peer/share.go, the library's own order, it sent 3.3 to 4.8 times at this size).
+// the seeder sends less than 3 times the content (1.5 to 2.7 times under -race with another
+// run beside it). SHOAL_SHARE_INORDER=1 runs it without the swarm policy of peer/share.go,
+// in the library's own order, to watch it fail: the seeder then sent 3.9 to 4.1 times.
 func TestLeechersServeEachOther(t *testing.T) {
 	if testing.Short() {
 		t.Skip("9 full nodes")
 	}
-	size := int64(16 << 20)
-	if v, err := strconv.ParseInt(os.Getenv("SHOAL_SHARE_MIB"), 10, 64); err == nil {
-		size = v << 20
-	}
+	const size = 16 << 20
 	src, err := swarm.WriteContent(t.TempDir(), size, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +39,9 @@ func TestLeechersServeEachOther(t *testing.T) {
 		t.Fatalf("%d of 8 copies verified: %s", rep.Verified, rep.Reason)
 	}
 	t.Logf("the seeder sent %.2fx the content, the leechers %.2fx, in %.2f s",
-		rep.SeederUpload, float64(rep.UploadedByLeechers)/float64(size), rep.Seconds)
+		rep.SeederUpload, float64(rep.UploadedByLeechers)/size, rep.Seconds)
 	if rep.SeederUpload >= 3 {
 		t.Errorf("the seeder sent %.2fx the content (%d bytes of %d), want less than 3x: the leechers fetch from it what they could get from each other",
-			rep.SeederUpload, rep.UploadedBySeeders, size)
+			rep.SeederUpload, rep.UploadedBySeeders, int64(size))
 	}
 }
