@@ -183,10 +183,10 @@ func (s *spreader) step() bool {
 	// connected yet count as leechers coming: a tracker lists them all at once, and the
 	// library fills its window to the first seed as soon as it connects. A plain download,
 	// with no other peer known, has only its first moments so held.
-	early := s.first.IsZero()
-	if len(seeds) > 0 && early {
+	if len(seeds) > 0 && s.first.IsZero() {
 		s.first = time.Now()
 	}
+	early := s.first.IsZero()
 	leechers := len(ids) // and this one
 	if len(ids) == 1 && (early || time.Since(s.first) < knownFor) {
 		st := s.t.Stats() // not KnownSwarm, which reads without the client lock
