@@ -34,16 +34,22 @@ import (
 //   - The request window to each seed is cut to half of what its high pieces still need, so
 //     that requests to a seed do not spill over to pieces another leecher is fetching from it.
 //
-// So a seed sends each piece to about one leecher, and the leechers trade the rest. When the
-// leechers hold pieces this one needs but deliver nothing for a second, or it is connected to
-// seeds only (a plain download), or to no seed, it steps aside: every piece normal, the
+// So a seed sends each piece to about one leecher, and the leechers trade the rest. Until the
+// first seed connects, a leecher holds all but a few pieces, as the library would otherwise
+// fill its window to that seed with the first pieces at once; for a second after, the peers
+// known but not connected yet count as leechers coming. When the leechers hold pieces this
+// one needs but deliver nothing for a second, or it is connected to seeds only (a plain
+// download) with none coming, or to no seed, it steps aside: every piece normal, the
 // library's own windows. Config.InOrder turns it off.
+//
+// The windows are set through PeerConn.PeerMaxRequests, an exported field the library reads
+// under its client lock; the library has no hook for a per-peer request policy.
 
 // spreadEvery is how often a spreader looks at what its peers hold.
 const spreadEvery = 100 * time.Millisecond
 
-// firstEvery is how often it looks until the first connection; for knownFor after it, the
-// leechers it knows of but is not connected to yet count as coming.
+// firstEvery is how often it looks until the first seed connects; for knownFor after, the
+// peers it knows of but is not connected to yet count as leechers coming.
 const (
 	firstEvery = 5 * time.Millisecond
 	knownFor   = time.Second
