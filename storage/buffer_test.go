@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -276,5 +277,54 @@ func TestCacheServesCompletePieces(t *testing.T) {
 	}
 	if got := read(8 << 10); !bytes.Equal(got, bytes.Repeat([]byte{0xee}, 4<<10)) {
 		t.Fatal("a piece marked not complete was still read from the cache")
+	}
+}
+
+// TestCacheConcurrentReaders: peers reading blocks of many complete pieces at once, through a
+// cache that holds two pieces (so pieces are evicted and their buffers reused all the time),
+// each get the bytes of the piece they asked for. Run with -race.
+func TestCacheConcurrentReaders(t *testing.T) {
+	info, data := testTorrent(t)
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state"), CacheLimit: 2 * info.PieceLength})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tor, err := st.OpenTorrent(context.Background(), info, metainfo.HashBytes(info.Pieces))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tor.Close()
+	for i := range info.NumPieces() {
+		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
+		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const readers, rounds = 6, 200
+	errs := make(chan error, readers)
+	for r := range readers {
+		go func() {
+			b := make([]byte, 2<<10)
+			for k := range rounds {
+				p := info.Piece((r + k) % info.NumPieces())
+				off := int64(k*2<<10) % p.Length()
+				n, err := tor.Piece(p).ReadAt(b[:min(int64(len(b)), p.Length()-off)], off)
+				if err == nil && !bytes.Equal(b[:n], data[p.Offset()+off:][:n]) {
+					err = fmt.Errorf("reader %d: piece %d at %d: wrong bytes", r, p.Index(), off)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,10 +1,7 @@
 package storage
 
 import (
-	"fmt"
-	"os"
 	"sync"
-	"sync/atomic"
 )
 
 // DefaultCacheLimit is how many bytes of complete pieces one torrent keeps in memory for
@@ -49,7 +46,6 @@ func (c *cache) read(i int, b []byte, off int64) (int, bool) {
 	if !ok || off >= int64(len(d)) {
 		return 0, false
 	}
-	Hits.Add(1)
 	return copy(b, d[off:]), true
 }
 
@@ -66,12 +62,7 @@ func (c *cache) buffer(n int64) []byte {
 }
 
 // put keeps d as piece i's bytes, evicting the oldest piece past the limit.
-var Puts, Drops, Hits atomic.Int64
-
 func (c *cache) put(i int, d []byte) {
-	if Puts.Add(1)%500 == 0 {
-		fmt.Fprintln(os.Stderr, "puts", Puts.Load(), "drops", Drops.Load(), "hits", Hits.Load(), "limit", c.limit, len(c.data))
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.data[i]; ok || c.limit == 0 {
@@ -109,7 +100,6 @@ func (c *cache) drop(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if d, ok := c.data[i]; ok {
-		Drops.Add(1)
 		delete(c.data, i)
 		for k, j := range c.order {
 			if j == i {

@@ -122,8 +122,9 @@ func (p piece) ReadAt(b []byte, off int64) (int, error) {
 			// A complete piece, read for a peer: read it whole, keep it for the next blocks.
 			d := p.cache.buffer(p.length)
 			if n, _ := p.PieceImpl.ReadAt(d, 0); int64(n) == p.length {
-				p.cache.put(p.key.Index, d)
-				return copy(b, d[off:]), nil
+				k := copy(b, d[off:])
+				p.cache.put(p.key.Index, d) // d is the cache's from here: another reader may reuse it
+				return k, nil
 			}
 			p.cache.recycle(d)
 		}

@@ -42,6 +42,10 @@ type Options struct {
 	// (see buffers): 0 means DefaultBufferLimit, a negative value writes every block to the
 	// files as it comes.
 	BufferLimit int64
+	// CacheLimit is how many bytes of complete pieces are kept in memory for peers reading
+	// them (see cache): 0 means DefaultCacheLimit, a negative value reads every block from the
+	// files.
+	CacheLimit int64
 	// WriteFailed, when set, is told when a verified piece cannot be written to its file (the
 	// library only logs it).
 	WriteFailed func(error)
@@ -159,7 +163,11 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 	}
 	bufs := newBuffers(max(limit, 0), info.PieceLength)
 	s.bufs = bufs
-	cache := newCache(DefaultCacheLimit, info.PieceLength)
+	cacheLimit := s.opts.CacheLimit
+	if cacheLimit == 0 {
+		cacheLimit = DefaultCacheLimit
+	}
+	cache := newCache(max(cacheLimit, 0), info.PieceLength)
 	t, err := s.ClientImplCloser.OpenTorrent(ctx, info, ih)
 	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
 		return t, err
