@@ -21,6 +21,8 @@
 #                       it is never the fastest other client, so it is off by default)
 #   PIECE_KIB [256]     piece size(s) in KiB, passed to anchors.sh
 #   SKIP_LIMITS [0]     1 = do not measure SHA-1 / loopback / page-cache limits
+#   SWARM [1]           0 = skip the swarm: 1 seeder + 8 leechers in one shoal process
+#   SWARM_SIZE [256MiB] the swarm's content size; SWARM_UPLOAD_RATE caps every node's upload
 #   WORKDIR [/tmp/shoal-bench]      the harness's data, logs and per-run results
 #   RESULTS_DIR [<repo>/bench/results]   where the dated .md goes; RECORD=0 writes nothing
 #   ANCHORS_SH [<repo>/../shared/bench/anchors.sh]   the harness
@@ -282,4 +284,59 @@ if out:
     print('bench: appended to %s' % out)
 sys.exit(1 if failed else 0)
 PYEOF
+
+# ---- swarm: 1 seeder and 8 leechers in one shoal process, each on its own 127.0.0.N, the
+# leechers finding each other through a tracker; the seeder's upload as copies of the content,
+# and the total time against the seeder's upload bound.
+if [[ ${SWARM:-1} == 1 ]]; then
+  SWARM_SIZE=${SWARM_SIZE:-256MiB}
+  echo "bench: swarm, 1 seeder + 8 leechers of $SWARM_SIZE, $RUNS runs" >&2
+  python3 - "$SHOAL_BIN" "$SWARM_SIZE" "$RUNS" "$OUT" "${SWARM_UPLOAD_RATE:-}" <<'PYEOF' || rc=$?
+import json, statistics, subprocess, sys, time
+shoal, size, runs, out, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+rows, failed = [], 0
+for r in range(runs):
+    cmd = [shoal, 'swarm', '--nodes', '9', '--seeders', '1', '--size', size, '--mode', 'tracker', '--json']
+    if rate:
+        cmd += ['--upload-rate', rate]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    summary = None
+    for line in p.stdout.splitlines():
+        try:
+            o = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(o, dict) and 'seeder_upload_multiple' in o:
+            summary = o
+    if p.returncode != 0 or summary is None:
+        failed += 1
+        print('bench: swarm round %d failed (exit %d): %s' % (r + 1, p.returncode, p.stderr.strip()[-300:]), file=sys.stderr)
+        continue
+    rows.append(summary)
+L = ['### Swarm: 1 seeder + 8 leechers of %s (`shoal swarm --nodes 9 --mode tracker%s`), %s' %
+     (size, ' --upload-rate ' + rate if rate else '', time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())), '']
+if rows:
+    L.append('| round | total s | seeder bound s (from) | total / bound | seeder upload (copies) | leechers\' share of uploads |')
+    L.append('|---|---|---|---|---|---|')
+    for i, o in enumerate(rows):
+        up = o.get('uploaded_by_seeders', 0) + o.get('uploaded_by_leechers', 0)
+        L.append('| %d | %.1f | %.1f (%s) | %.2f | %.2fx | %.0f%% |' % (
+            i + 1, o.get('seconds', 0), o.get('bound_seconds', 0), o.get('bound_from', '?'), o.get('bound_ratio', 0),
+            o.get('seeder_upload_multiple', 0), 100.0 * o.get('uploaded_by_leechers', 0) / up if up else 0))
+    m = statistics.median(o.get('seeder_upload_multiple', 0) for o in rows)
+    L.append('')
+    L.append('- seeder upload, median %.2fx the content (target under 3x: %s); total time median %.1f s, %.2fx the seeder\'s upload bound' % (
+        m, 'met' if m < 3 else 'not met', statistics.median(o.get('seconds', 0) for o in rows),
+        statistics.median(o.get('bound_ratio', 0) for o in rows)))
+if failed:
+    L.append('- %d of %d swarm rounds failed' % (failed, runs))
+text = '\n'.join(L) + '\n\n'
+print()
+print(text, end='')
+if out:
+    with open(out, 'a') as fh:
+        fh.write(text)
+sys.exit(1 if failed else 0)
+PYEOF
+fi
 exit $rc
