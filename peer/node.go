@@ -33,6 +33,10 @@ type Config struct {
 	DataDir string
 	// DownloadRate and UploadRate cap payload bytes per second; 0 is unlimited.
 	DownloadRate, UploadRate int64
+	// PieceMemory caps, for each torrent, the memory for received pieces awaiting their hash
+	// and the memory for complete pieces kept for peers, each (storage.DefaultBufferLimit and
+	// storage.DefaultCacheLimit when 0). Many nodes in one process want less.
+	PieceMemory int64
 	// DisablePEX turns off peer exchange, so that every peer found was found by discovery.
 	DisablePEX bool
 	// InOrder leaves which pieces are fetched from whom to the library alone, without the
@@ -224,6 +228,7 @@ func (n *Node) Add(src *meta.Source, opts AddOptions) (*Torrent, error) {
 	var owner atomic.Pointer[Torrent]
 	storeOpts := storage.Options{
 		Dir: opts.Dir, Name: opts.Name, StateDir: stateDir, Complete: opts.Seed, Hashed: opts.Seed && opts.Hashed, Logger: n.log,
+		BufferLimit: n.cfg.PieceMemory, CacheLimit: n.cfg.PieceMemory,
 		WriteFailed: func(err error) {
 			if t := owner.Load(); t != nil {
 				t.onWriteError(err)

@@ -33,6 +33,7 @@ import (
 	"github.com/shoalp2p/shoal/peer/dht"
 	"github.com/shoalp2p/shoal/peer/flood"
 	"github.com/shoalp2p/shoal/peer/flood/transport"
+	"github.com/shoalp2p/shoal/storage"
 	"github.com/shoalp2p/shoal/tracker"
 )
 
@@ -169,7 +170,8 @@ func Start(ctx context.Context, cfg Config) (s *Swarm, err error) {
 		n, err := peer.New(peer.Config{
 			Listen: ip + ":0", DataDir: s.nodeDir(i, "state"), DisablePEX: true,
 			DownloadRate: cfg.DownloadRate, UploadRate: cfg.UploadRate, InOrder: cfg.InOrder,
-			Discovery: []peer.Discovery{d}, Logger: l,
+			PieceMemory: pieceMemory(cfg.Nodes),
+			Discovery:   []peer.Discovery{d}, Logger: l,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("swarm: node %d (%s): %w", i, ip, err)
@@ -397,4 +399,11 @@ func (s *Swarm) Close() error {
 		return fmt.Errorf("swarm: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// pieceMemory is each node's memory for piece buffers and for its piece cache: the storage's
+// defaults (32 MiB each) for a few nodes, down to 4 MiB each so that the whole swarm stays
+// near 2 GiB (1 GiB each) however many nodes share the process.
+func pieceMemory(nodes int) int64 {
+	return min(max((1<<30)/int64(max(nodes, 1)), 4<<20), storage.DefaultBufferLimit)
 }
