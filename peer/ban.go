@@ -91,7 +91,7 @@ func (w *hashWatch) take(piece int) []netip.Addr {
 
 // onChunk is the library's callback for every block kept: it notes who sent which piece.
 func (n *Node) onChunk(ev torrent.ReceivedUsefulDataEvent) {
-	applyWindow(ev.Peer) // share.go: the swarm policy's request windows
+	n.windows.applyWindow(ev.Peer) // share.go: the swarm policy's request windows
 	if ev.Peer == nil || ev.Message == nil || ev.Peer.RemoteAddr == nil {
 		return
 	}

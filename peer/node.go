@@ -62,6 +62,7 @@ type Node struct {
 
 	mu       sync.Mutex
 	torrents []*Torrent
+	windows  seedWindows // request windows to seeds, set by the swarm policy (share.go)
 }
 
 // New starts a node listening on cfg.Listen. The node owns cfg.Discovery from here on,

@@ -78,9 +78,10 @@ type spreader struct {
 	rng  *rand.Rand
 	want int // pieces fetched from the seeds at a time
 
-	high   map[int]bool
-	prio   []torrent.PiecePriority // what the spreader set, for each piece
-	capped map[*torrent.PeerConn]bool
+	high    map[int]bool
+	prio    []torrent.PiecePriority // what the spreader set, for each piece
+	capped  map[*torrent.PeerConn]bool
+	windows *seedWindows // the node's
 
 	ids   []torrent.PeerID // the leechers owner was worked out for, this one first
 	owner []bool           // which pieces are this leecher's among ids
@@ -103,6 +104,7 @@ func (t *Torrent) startSpread(ctx context.Context) (stop func()) {
 		want: max(minHigh, int(highBytes/info.PieceLength)),
 		rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		high: make(map[int]bool), prio: make([]torrent.PiecePriority, info.NumPieces()),
+		windows: &t.node.windows,
 	}
 	for i := range s.prio {
 		s.prio[i] = torrent.PiecePriorityNormal // as DownloadAll left them
@@ -343,7 +345,7 @@ func (s *spreader) stepAside(end bool) {
 	s.setWindows(nil, 0)
 	if end {
 		for pc := range s.capped {
-			windows.Delete(pc)
+			s.windows.Delete(pc)
 		}
 		s.capped = nil
 	}
@@ -361,23 +363,23 @@ func (s *spreader) setWindows(seeds []*torrent.PeerConn, window int) {
 	}
 	for pc := range s.capped {
 		if !open[pc] {
-			windows.Delete(pc)
+			s.windows.Delete(pc)
 			delete(s.capped, pc)
-		} else if v, ok := windows.Load(pc); ok {
+		} else if v, ok := s.windows.Load(pc); ok {
 			v.(*seedWindow).want.Store(0)
 		}
 	}
 	for _, pc := range seeds {
 		s.capped[pc] = true
-		v, _ := windows.LoadOrStore(pc, new(seedWindow))
+		v, _ := s.windows.LoadOrStore(pc, new(seedWindow))
 		v.(*seedWindow).want.Store(int32(window))
 	}
 }
 
-// windows holds, for each connection to a seed whose request window a spreader sets, the
-// window it wants. The library reads PeerConn.PeerMaxRequests under its client lock, so the
-// window is set by applyWindow, which runs under that lock, as each chunk arrives.
-var windows sync.Map // *torrent.PeerConn -> *seedWindow
+// seedWindows holds, for each connection to a seed whose request window a spreader sets, the
+// window it wants: one per Node. The library reads PeerConn.PeerMaxRequests under its client
+// lock, so the window is set by applyWindow, which runs under that lock, as each chunk arrives.
+type seedWindows struct{ sync.Map } // *torrent.PeerConn -> *seedWindow
 
 type seedWindow struct {
 	want      atomic.Int32 // 0: the peer's own
@@ -386,7 +388,7 @@ type seedWindow struct {
 
 // applyWindow sets p's request window to what its spreader wants. The caller holds the
 // client lock: it is a ReceivedUsefulData callback.
-func applyWindow(p *torrent.Peer) {
+func (windows *seedWindows) applyWindow(p *torrent.Peer) {
 	if p == nil {
 		return
 	}
