@@ -48,8 +48,9 @@ import (
 // spreadEvery is how often a spreader looks at what its peers hold.
 const spreadEvery = 100 * time.Millisecond
 
-// firstEvery is how often it looks until the first seed connects; for knownFor after, the
-// peers it knows of but is not connected to yet count as leechers coming.
+// firstEvery is how often it looks until the first seed connects, and while it holds pieces
+// back for leechers it knows of but is not connected to; for knownFor after the first seed
+// connects, those count as leechers coming.
 const (
 	firstEvery = 5 * time.Millisecond
 	knownFor   = time.Second
@@ -88,6 +89,10 @@ type spreader struct {
 
 	first time.Time // the first connection
 	slow  bool      // stepping every spreadEvery
+	// expecting says the last step held pieces back for leechers known but not connected:
+	// until they connect (or turn out to be a second dial to a seed, or this leecher itself
+	// listed by a tracker), it looks again every firstEvery.
+	expecting bool
 
 	served  int64 // what the leechers had delivered at the last step
 	starved int   // steps in a row they held pieces this one needs and delivered nothing
@@ -119,7 +124,7 @@ func (t *Torrent) startSpread(ctx context.Context) (stop func()) {
 		tick := time.NewTicker(firstEvery)
 		defer tick.Stop()
 		for s.step() {
-			if !s.first.IsZero() && !s.slow {
+			if !s.first.IsZero() && !s.expecting && !s.slow {
 				tick.Reset(spreadEvery)
 				s.slow = true
 			}
@@ -196,6 +201,7 @@ func (s *spreader) step() bool {
 	}
 	early := s.first.IsZero()
 	leechers := len(ids) // and this one
+	s.expecting = false
 	if len(ids) == 1 && (early || time.Since(s.first) < knownFor) {
 		st := s.t.Stats() // not KnownSwarm, which reads without the client lock
 		leechers = st.TotalPeers - len(seeds) + 1
@@ -203,6 +209,7 @@ func (s *spreader) step() bool {
 			leechers-- // one of them is a seed, surely
 		}
 		leechers = max(1, leechers)
+		s.expecting = leechers > 1
 	}
 	switch {
 	case s.starved >= starvedAfter, !early && len(seeds) == 0, !early && leechers <= 1:
