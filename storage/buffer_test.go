@@ -21,7 +21,16 @@ func openBuffered(t *testing.T, limit int64) (*metainfo.Info, []byte, *Store, ts
 	t.Helper()
 	info, data := testTorrent(t)
 	dir := t.TempDir()
-	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state"), BufferLimit: limit})
+	st, tor := openIn(t, dir, info, Options{BufferLimit: limit})
+	return info, data, st, tor, filepath.Join(dir, "out", "top")
+}
+
+// openIn opens info's content in dir/out, its record in dir/state, with opts' limits; the test
+// closes both at the end.
+func openIn(t *testing.T, dir string, info *metainfo.Info, opts Options) (*Store, tstorage.TorrentImpl) {
+	t.Helper()
+	opts.Dir, opts.StateDir = filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	st, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +40,7 @@ func openBuffered(t *testing.T, limit int64) (*metainfo.Info, []byte, *Store, ts
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tor.Close() })
-	return info, data, st, tor, filepath.Join(dir, "out", "top")
+	return st, tor
 }
 
 // writeBlocks writes bytes [from, to) of piece i from data in 4 KiB blocks, last block first.
@@ -215,16 +224,7 @@ func TestAbsentFilesKnownIncomplete(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "a.bin.part"), data[:40<<10], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tor, err := st.OpenTorrent(context.Background(), info, metainfo.HashBytes(info.Pieces))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tor.Close()
+	_, tor := openIn(t, dir, info, Options{})
 	for i := range info.NumPieces() {
 		c := tor.Piece(info.Piece(i)).Completion()
 		inB := info.Piece(i).Offset()+info.Piece(i).Length() > 40<<10
@@ -285,17 +285,7 @@ func TestCacheServesCompletePieces(t *testing.T) {
 // each get the bytes of the piece they asked for. Run with -race.
 func TestCacheConcurrentReaders(t *testing.T) {
 	info, data := testTorrent(t)
-	dir := t.TempDir()
-	st, err := Open(Options{Dir: filepath.Join(dir, "out"), StateDir: filepath.Join(dir, "state"), CacheLimit: 2 * info.PieceLength})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tor, err := st.OpenTorrent(context.Background(), info, metainfo.HashBytes(info.Pieces))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tor.Close()
+	_, tor := openIn(t, t.TempDir(), info, Options{CacheLimit: 2 * info.PieceLength})
 	for i := range info.NumPieces() {
 		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
 		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
