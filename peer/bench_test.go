@@ -125,3 +125,52 @@ func benchDownload(src *meta.Source, dir string, from netip.AddrPort) (err error
 	defer cancel()
 	return t.Run(ctx, peer.RunOptions{SeedTime: 0}, func(peer.Event) {})
 }
+
+// BenchmarkSeedStart is a seeder's start on 256 MiB of data already on disk: from Add to the
+// first Progress event of Run, which comes once every piece is hashed and it is seeding.
+//
+//	go test -run '^$' -bench SeedStart -count 6 ./peer
+func BenchmarkSeedStart(b *testing.B) {
+	const size = 256 << 20
+	payload := make([]byte, size)
+	if _, err := rand.Read(payload); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	path := filepath.Join(dir, "payload.bin")
+	if err := os.WriteFile(path, payload, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	src, err := meta.Create(path, meta.CreateOptions{PieceLength: 256 << 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n, err := peer.New(peer.Config{Listen: "127.0.0.2:0", DataDir: b.TempDir(), DisablePEX: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := n.Add(src, peer.AddOptions{Dir: dir, Name: "payload.bin", Seed: true})
+		if err != nil {
+			n.Close()
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		err = st.Run(ctx, peer.RunOptions{SeedTime: -1, Interval: 10 * time.Millisecond}, func(e peer.Event) {
+			if _, ok := e.(peer.Progress); ok {
+				cancel()
+			}
+		})
+		cancel()
+		b.StopTimer()
+		if err != nil && !errors.Is(err, peer.ErrInterrupted) {
+			b.Fatalf("seeding: %v", err)
+		}
+		if err := n.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/anacrolix/torrent"
@@ -275,10 +276,15 @@ func (t *Torrent) openStore() error {
 	return nil
 }
 
+// verifyWorkers is how many pieces verify keeps queued for the library's piece hashers (two
+// a torrent): the library's own VerifyData queues one piece and waits for it before the next,
+// so only one hasher works.
+const verifyWorkers = 4
+
 // verify hashes the data on disk, reporting progress.
 func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) error {
 	done := make(chan error, 1)
-	go func() { done <- t.t.VerifyDataContext(ctx) }()
+	go func() { done <- verifyAll(ctx, t.t, verifyWorkers) }()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	base := t.t.Stats().BytesHashed
@@ -298,6 +304,36 @@ func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) erro
 			emit(Verify{Event: "verify", Checked: min(s.BytesHashed.Int64()-base.Int64(), size), Size: size})
 		}
 	}
+}
+
+// verifyAll hashes every piece of t, with workers pieces queued at a time, and returns the
+// first error once every worker has stopped.
+func verifyAll(ctx context.Context, t *torrent.Torrent, workers int) error {
+	var next atomic.Int64
+	n := t.NumPieces()
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					errs <- nil
+					return
+				}
+				if err := t.Piece(i).VerifyDataContext(ctx); err != nil {
+					errs <- fmt.Errorf("verifying piece %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // settle waits until no piece is still being hashed or marked in storage: VerifyData
