@@ -94,6 +94,8 @@ type spreader struct {
 	// listed by a tracker), it looks again every firstEvery.
 	expecting bool
 
+	have, held []bool // by this leecher, by a connected leecher: a step's scratch
+
 	served  int64 // what the leechers had delivered at the last step
 	starved int   // steps in a row they held pieces this one needs and delivered nothing
 }
@@ -141,7 +143,9 @@ func (t *Torrent) startSpread(ctx context.Context) (stop func()) {
 // step looks at the peers and sets the priorities and the seeds' windows; it says false
 // once every piece is complete.
 func (s *spreader) step() bool {
-	have := make([]bool, s.n)
+	// have and held are the spreader's own, cleared each step (a step runs every 5-100 ms).
+	s.have, s.held = resetBools(s.have, s.n), resetBools(s.held, s.n)
+	have, held := s.have, s.held
 	missing, i := 0, 0
 	for _, r := range s.t.PieceStateRuns() {
 		for range r.Length {
@@ -155,7 +159,6 @@ func (s *spreader) step() bool {
 	if missing == 0 {
 		return false
 	}
-	held := make([]bool, s.n) // by a connected leecher
 	var seeds []*torrent.PeerConn
 	ids := []torrent.PeerID{s.self}
 	var served int64
@@ -419,4 +422,14 @@ func (windows *seedWindows) applyWindow(p *torrent.Peer) {
 	}
 	n = min(n, w.orig)
 	pc.PeerMaxRequests, w.set = n, n
+}
+
+// resetBools returns b with n elements, all false, reusing its array.
+func resetBools(b []bool, n int) []bool {
+	if cap(b) < n {
+		return make([]bool, n)
+	}
+	b = b[:n]
+	clear(b)
+	return b
 }

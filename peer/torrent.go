@@ -307,8 +307,10 @@ func (t *Torrent) verify(ctx context.Context, size int64, emit func(Event)) erro
 }
 
 // verifyAll hashes every piece of t, with workers pieces queued at a time, and returns the
-// first error once every worker has stopped.
+// first error once every worker has stopped (the first error stops the others).
 func verifyAll(ctx context.Context, t *torrent.Torrent, workers int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var next atomic.Int64
 	n := t.NumPieces()
 	errs := make(chan error, workers)
@@ -331,6 +333,7 @@ func verifyAll(ctx context.Context, t *torrent.Torrent, workers int) error {
 	for range workers {
 		if err := <-errs; err != nil && first == nil {
 			first = err
+			cancel()
 		}
 	}
 	return first

@@ -128,6 +128,18 @@ func (b *buffers) setUnwritten(i int, failed bool) {
 	}
 }
 
+// unwrittenPieces lists the pieces setUnwritten holds failed, in order.
+func (b *buffers) unwrittenPieces() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]int, 0, len(b.unwritten))
+	for i := range b.unwritten {
+		out = append(out, i)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // highWater is the most bytes the buffers ever held at once.
 func (b *buffers) highWater() int64 {
 	b.mu.Lock()

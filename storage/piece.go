@@ -28,22 +28,27 @@ import (
 // closed". With plain file IO (no memory maps, see Open) that happened in most fast downloads.
 type piece struct {
 	tstorage.PieceImpl
-	pc     tstorage.PieceCompletion
+	*pieceSet
 	key    metainfo.PieceKey
 	length int64
-	files  func(piece int) []string // final paths of the files the piece lies in
-	bufs   *buffers
-	cache  *cache
+}
+
+// pieceSet is what the pieces of one open torrent share.
+type pieceSet struct {
+	pc    tstorage.PieceCompletion
+	files func(piece int) []string // final paths of the files the piece lies in
+	bufs  *buffers
+	cache *cache
 	// absent says a file the piece lies in was on disk under neither name when the torrent
 	// opened: until the record knows better, the piece is incomplete.
-	absent bool
+	absent func(piece int) bool
 	// failed is told when a verified piece cannot be written to its file.
 	failed func(error)
 }
 
 func (p piece) Completion() tstorage.Completion {
 	c := p.PieceImpl.Completion()
-	if !c.Ok && c.Err == nil && p.absent {
+	if !c.Ok && c.Err == nil && p.absent(p.key.Index) {
 		return tstorage.Completion{Ok: true, Complete: false}
 	}
 	return c

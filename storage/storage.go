@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
+	"strings"
 
 	g "github.com/anacrolix/generics"
 	tstorage "github.com/anacrolix/torrent/storage"
@@ -156,28 +156,20 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 			}
 		}
 	}
-	absent := absentPieces(info, s.Root(info), files)
-	limit := s.opts.BufferLimit
-	if limit == 0 {
-		limit = DefaultBufferLimit
-	}
-	bufs := newBuffers(max(limit, 0), info.PieceLength)
+	bufs := newBuffers(limitOr(s.opts.BufferLimit, DefaultBufferLimit), info.PieceLength)
 	s.bufs = bufs
-	cacheLimit := s.opts.CacheLimit
-	if cacheLimit == 0 {
-		cacheLimit = DefaultCacheLimit
+	set := &pieceSet{
+		pc: s.pc, files: files, bufs: bufs, absent: s.absentPieces(info, files), failed: s.opts.WriteFailed,
+		cache: newCache(limitOr(s.opts.CacheLimit, DefaultCacheLimit), info.PieceLength),
 	}
-	cache := newCache(max(cacheLimit, 0), info.PieceLength)
 	t, err := s.ClientImplCloser.OpenTorrent(ctx, info, ih)
 	if err != nil || t.Piece == nil || t.PieceWithHash != nil {
 		return t, err
 	}
 	inner, closeInner := t.Piece, t.Close
+	// The library calls this for every block read or written: it only wraps.
 	t.Piece = func(p metainfo.Piece) tstorage.PieceImpl {
-		return piece{
-			PieceImpl: inner(p), pc: s.pc, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length(),
-			files: files, bufs: bufs, cache: cache, absent: absent(p.Index()), failed: s.opts.WriteFailed,
-		}
+		return piece{PieceImpl: inner(p), pieceSet: set, key: metainfo.PieceKey{InfoHash: ih, Index: p.Index()}, length: p.Length()}
 	}
 	t.Close = func() error {
 		// Blocks of pieces not yet verified go to the part files, as the library would have
@@ -185,7 +177,10 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 		for _, i := range bufs.pieces() {
 			if p, ok := t.Piece(info.Piece(i)).(piece); ok {
 				if c := p.PieceImpl.Completion(); !c.Ok || !c.Complete {
-					_ = p.flush(false) // unverified bytes: losing them costs a fetch, no more
+					if err := p.flush(false); err != nil {
+						// Unverified bytes: losing them costs fetching them again, no more.
+						s.opts.Logger.Debug("unverified blocks not written at close", "piece", i, "err", err)
+					}
 				}
 			}
 		}
@@ -195,6 +190,14 @@ func (s *Store) OpenTorrent(ctx context.Context, info *metainfo.Info, ih metainf
 		return closeInner()
 	}
 	return t, nil
+}
+
+// limitOr is a byte limit from Options: 0 means def, a negative value none (0).
+func limitOr(v, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return max(v, 0)
 }
 
 // Close closes the resume record; the torrent library must have closed the torrent.
@@ -219,25 +222,28 @@ func (s *Store) Unwritten() []int {
 	if s.bufs == nil {
 		return nil
 	}
-	s.bufs.mu.Lock()
-	defer s.bufs.mu.Unlock()
-	out := make([]int, 0, len(s.bufs.unwritten))
-	for i := range s.bufs.unwritten {
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out
+	return s.bufs.unwrittenPieces()
 }
 
 // absentPieces says which pieces lie in a file that is on disk under neither its final name
-// nor NAME.part: such a piece cannot be complete.
-func absentPieces(info *metainfo.Info, root string, files func(int) []string) func(piece int) bool {
+// nor NAME.part (see OnDisk): such a piece cannot be complete. When the disk cannot be read,
+// none is said absent (the library then hashes to find out).
+func (s *Store) absentPieces(info *metainfo.Info, files func(int) []string) func(piece int) bool {
+	final, partial, err := s.OnDisk(info)
+	if err != nil {
+		return func(int) bool { return false }
+	}
+	present := map[string]bool{}
+	for _, p := range final {
+		present[p] = true
+	}
+	for _, p := range partial {
+		present[strings.TrimSuffix(p, ".part")] = true
+	}
+	root := s.Root(info)
 	missing := map[string]bool{}
 	for _, f := range info.UpvertedFiles() {
-		p := filepath.Join(append([]string{root}, f.BestPath()...)...)
-		_, err1 := os.Lstat(p)
-		_, err2 := os.Lstat(p + ".part")
-		if errors.Is(err1, fs.ErrNotExist) && errors.Is(err2, fs.ErrNotExist) {
+		if p := filepath.Join(append([]string{root}, f.BestPath()...)...); !present[p] {
 			missing[p] = true
 		}
 	}

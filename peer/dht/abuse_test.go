@@ -154,6 +154,19 @@ func (c *libLogCounter) Handle(r alog.Record) {
 	c.first.CompareAndSwap(nil, &s)
 }
 
+// countLibLog counts what the library writes to anacrolix/log's global logger (standard
+// error) instead of letting it through, until tb ends. Call it before any node starts: the
+// library's goroutines read the logger, and it is put back after they all stop.
+func countLibLog(tb testing.TB) *libLogCounter {
+	c := new(libLogCounter)
+	saved := alog.Default
+	tb.Cleanup(func() { alog.Default = saved })
+	lg := alog.Default
+	lg.Handlers = []alog.Handler{c}
+	alog.Default = lg
+	return c
+}
+
 // abuseNet is a shoal node under attack (the victim), two honest shoal nodes joined through
 // it, and attackers on other loopback addresses.
 type abuseNet struct {
@@ -292,15 +305,7 @@ func TestDHTAbuseSoak(t *testing.T) {
 	if os.Getenv("SHOAL_SOAK") != "" {
 		duration = 60 * time.Second
 	}
-	// What the library writes to anacrolix/log's global logger (standard error) is counted
-	// instead. (Set before any node starts and put back after they all stop: the library's
-	// goroutines read it.)
-	var libLog libLogCounter
-	saved := alog.Default
-	t.Cleanup(func() { alog.Default = saved })
-	lg := alog.Default
-	lg.Handlers = []alog.Handler{&libLog}
-	alog.Default = lg
+	libLog := countLibLog(t)
 
 	an := newAbuseNet(t)
 	// Two flooding hosts: the first sends every kind, the second valid-token announces only

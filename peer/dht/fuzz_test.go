@@ -14,7 +14,6 @@ import (
 
 	"github.com/anacrolix/dht/v2/int160"
 	"github.com/anacrolix/dht/v2/krpc"
-	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/shoalp2p/shoal/swarm/simnet"
@@ -41,14 +40,7 @@ const honestWait = 30 * time.Second
 // announce_peer, an oversize datagram, huge transaction ids, replies with nodes and values
 // of wrong lengths, errors without their list.
 func FuzzPacket(f *testing.F) {
-	// What the library writes to anacrolix/log's global logger is counted (set before the node
-	// starts and put back after it stops: the library's goroutines read it).
-	var libLog libLogCounter
-	saved := alog.Default
-	f.Cleanup(func() { alog.Default = saved })
-	lg := alog.Default
-	lg.Handlers = []alog.Handler{&libLog}
-	alog.Default = lg
+	libLog := countLibLog(f)
 
 	sn := simnet.New(simnet.Config{})
 	f.Cleanup(func() { sn.Close() })
