@@ -40,8 +40,6 @@ const honestWait = 30 * time.Second
 // announce_peer, an oversize datagram, huge transaction ids, replies with nodes and values
 // of wrong lengths, errors without their list.
 func FuzzPacket(f *testing.F) {
-	libLog := countLibLog(f)
-
 	sn := simnet.New(simnet.Config{})
 	f.Cleanup(func() { sn.Close() })
 	pc, err := sn.Listen(netip.MustParseAddrPort("127.0.0.1:6881"))
