@@ -29,7 +29,7 @@ type Discovery interface {
 type Announcement struct {
 	InfoHash metainfo.Hash
 	Port     int   // BitTorrent TCP port
-	Left     int64 // bytes still wanted: 0 for a seeder
+	Left     int64 // bytes still wanted: 0 for a seeder, -1 while a magnet's metadata is unknown
 	// Uploaded and Downloaded are payload bytes in this run.
 	Uploaded, Downloaded int64
 	Event                AnnounceEvent

@@ -76,6 +76,13 @@ func (s *search) run(ctx context.Context, d Discovery) {
 			<-looking
 		}
 	}()
+	if tracksEvents(d) && s.t.t.Info() == nil {
+		// A magnet: a tracker hands out peers only in answer to an announce, and the
+		// metadata must come from those peers. Announce now, the size unknown; the
+		// announce once the data is ready says what is left.
+		_, announced = s.announce(ctx, d, EventStarted)
+		nextAnnounce = time.Now().Add(reannounce)
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -133,8 +140,12 @@ func (s *search) run(ctx context.Context, d Discovery) {
 			retry = min(retry*2, maxRetry)
 		case <-ready:
 			ready = nil
+			ev := EventStarted
+			if announced { // a magnet's started went out before its metadata came
+				ev = EventNone
+			}
 			announced = true
-			left, _ := s.announce(ctx, d, EventStarted)
+			left, _ := s.announce(ctx, d, ev)
 			completed = left == 0 // nothing left: no completed event to send later
 			nextAnnounce = time.Now().Add(reannounce)
 			// A tracker's answer to the announce is a lookup's worth of peers.
@@ -169,9 +180,14 @@ func (s *search) lookup(ctx context.Context, d Discovery) {
 // announce tells d about the torrent, and returns the bytes left that it announced and
 // whether d took the announce. A started announce of a download that has finished already
 // (nothing left, bytes read in this run) goes out as completed: a tracker takes a completed
-// event that follows a left=0 announce for a seed's and does not count it.
+// event that follows a left=0 announce for a seed's and does not count it. Left is -1 while
+// the metadata is unknown (the library's own count would say 0, and make a seed of a magnet
+// that has nothing); the tracker client sends it as a leecher's.
 func (s *search) announce(ctx context.Context, d Discovery, ev AnnounceEvent) (left int64, ok bool) {
-	left = s.t.t.BytesMissing()
+	left = -1
+	if s.t.t.Info() != nil {
+		left = s.t.t.BytesMissing()
+	}
 	if s.private() && d.Name() != "tracker" {
 		return left, true
 	}

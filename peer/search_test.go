@@ -12,6 +12,7 @@ import (
 	"github.com/anacrolix/torrent/metainfo"
 
 	"github.com/shoalp2p/shoal/peer"
+	"github.com/shoalp2p/shoal/peer/meta"
 )
 
 // board is an in-memory meeting point: what one node announces, the others look up.
@@ -125,6 +126,38 @@ func TestDiscoveryFindsSeeder(t *testing.T) {
 	leecher.Close()
 	if _, _, _, closed := leechPin.seen(); !closed {
 		t.Fatal("node did not close its adapter")
+	}
+}
+
+// A magnet leecher whose only adapter is a tracker-like one (it wants events) announces at
+// once, before it has the metadata, with left -1 (unknown): a tracker answers only announces,
+// and the metadata must come from the peers it hands out. Once the data is ready it announces
+// what is left (no second started), then completed and stopped.
+func TestMagnetAnnouncesBeforeMetadata(t *testing.T) {
+	b := &board{peers: make(map[metainfo.Hash][]netip.AddrPort)}
+	src := filepath.Join(t.TempDir(), "m.bin")
+	writeTree(t, filepath.Dir(src), map[string]int{"m.bin": 1<<20 + 4321})
+	seeder, _ := pinnedNode(t, b, "127.0.0.2")
+	s := seed(t, seeder, src)
+	m, err := meta.ParseMagnet(meta.Magnet(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leecher, leechPin := pinnedNode(t, b, "127.0.0.3")
+	out := t.TempDir()
+	r := get(t, leecher, m, out, 0)
+	if err := r.wait(t, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, filepath.Dir(src), out)
+	leecher.Close()
+	ev, lefts, _, _ := leechPin.seen()
+	want := []peer.AnnounceEvent{peer.EventStarted, peer.EventNone}
+	if len(ev) < 4 || !slices.Equal(ev[:2], want) || lefts[0] != -1 || lefts[1] != s.Info.TotalLength() ||
+		!slices.Contains(ev, peer.EventCompleted) || ev[len(ev)-1] != peer.EventStopped ||
+		slices.Contains(ev[1:], peer.EventStarted) {
+		t.Fatalf("magnet leecher announced %v with left %v; want started with left -1, then none with left %d, completed, stopped",
+			ev, lefts, s.Info.TotalLength())
 	}
 }
 

@@ -231,8 +231,6 @@ type FetchOptions struct {
 	Timeout time.Duration
 	// Magnet starts the even-numbered nodes from the bare magnet link, so that even the
 	// metadata comes from peers their discovery found; the others start from the torrent.
-	// Not in mode "tracker": its client (peer/announce) announces a torrent only once it
-	// has the metadata, so a node started from a magnet never hears of a peer.
 	Magnet bool
 	// Seed makes the churn's choices reproducible; 0 picks at random.
 	Seed uint64

@@ -81,10 +81,9 @@ func (p Plan) Run(ctx context.Context, emit func(Event)) (rep *Report, err error
 	if err != nil {
 		return nil, err
 	}
-	// Half the leechers start from the magnet link, where the mode can find peers without the
-	// metadata: the tracker client announces a torrent only once it knows it.
-	magnet := s.Mode() != "tracker"
-	return s.Fetch(ctx, src, FetchOptions{Churn: p.Churn, Timeout: p.Timeout, Magnet: magnet}, emit)
+	// Half the leechers start from the magnet link: their mode must find peers with no
+	// more than the info-hash (and the magnet's trackers).
+	return s.Fetch(ctx, src, FetchOptions{Churn: p.Churn, Timeout: p.Timeout, Magnet: true}, emit)
 }
 
 // WriteContent writes size random bytes into dir: one file, payload.bin, or with files > 1 a
