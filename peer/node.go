@@ -4,6 +4,7 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent"
+	"github.com/anacrolix/torrent/metainfo"
+	tstorage "github.com/anacrolix/torrent/storage"
 	"golang.org/x/time/rate"
 
 	"github.com/shoalp2p/shoal/peer/meta"
@@ -95,6 +98,11 @@ func New(cfg Config) (n *Node, err error) {
 	c.DisableTrackers = true // trackers are a Discovery adapter (peer/announce)
 	c.Seed = true
 	c.DataDir = cfg.DataDir
+	// Every torrent's storage is opened by Run (storage.Open). Left without a default, the
+	// library would open one of its own anyway, with a piece-completion database in DataDir
+	// that the first shoal running holds locked: a second one waited a second for it and
+	// warned "couldn't open piece completion db" on standard error.
+	c.DefaultStorage = noDefaultStorage{}
 	c.DialRateLimiter = rate.NewLimiter(rate.Inf, 0)
 	c.Slogger = slog.New(quietDiskNoise(cfg.Logger.Handler()))
 	c.Bep20 = "-SH0001-"
@@ -337,4 +345,12 @@ func (n *Node) BannedIPs() []string {
 		out[i] = ip.String()
 	}
 	return out
+}
+
+// noDefaultStorage is the client's default storage: none. Each torrent is added with its
+// storage deferred and opened with its own (Torrent.prepare), so the library never opens this.
+type noDefaultStorage struct{}
+
+func (noDefaultStorage) OpenTorrent(context.Context, *metainfo.Info, metainfo.Hash) (tstorage.TorrentImpl, error) {
+	return tstorage.TorrentImpl{}, errors.New("no storage given for this torrent")
 }

@@ -64,6 +64,40 @@ func TestMagnetFetchesMetadata(t *testing.T) {
 	sameTree(t, filepath.Dir(src), out)
 }
 
+// Two nodes may share a data dir (two shoal commands run by one user): the data dir holds the
+// resume records and nothing else. The library used to open a piece-completion database of its
+// own there, which the first node held locked: the second waited a second for it and warned
+// "couldn't open piece completion db" on standard error.
+func TestSharedDataDir(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "shared.bin")
+	writeTree(t, filepath.Dir(src), map[string]int{"shared.bin": 1 << 20})
+	dataDir := t.TempDir()
+	start := func(ip string) *peer.Node {
+		n, err := peer.New(peer.Config{Listen: ip + ":0", DataDir: dataDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	seeder := start("127.0.0.2")
+	s := seed(t, seeder, src)
+	out := t.TempDir()
+	if err := get(t, start("127.0.0.3"), s, out, 0, seeder.Addr()).wait(t, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, filepath.Dir(src), out)
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "resume" {
+			t.Errorf("the data dir holds %q, want only resume/", e.Name())
+		}
+	}
+}
+
 // Three nodes: once the seeder is gone, a new leecher finishes from the first leecher.
 func TestLeecherServesAfterSeederLeaves(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "data.bin")
