@@ -131,7 +131,8 @@ func (p *Peer) Accepted() int64 { return p.accepted.Load() }
 // Handshakes counts BitTorrent handshakes completed, accepted or dialled.
 func (p *Peer) Handshakes() int64 { return p.handshakes.Load() }
 
-// Served counts blocks of wrong data sent, or for the metadata peer pieces of metadata sent.
+// Served counts blocks of wrong data sent, or for the metadata peer pieces of metadata sent;
+// each is counted before it is flushed to the connection, so a client that got it sees it counted.
 func (p *Peer) Served() int64 { return p.served.Load() }
 
 // Ended gets a value each time a connection on which the peer served something (Served went
@@ -354,10 +355,10 @@ func (p *Peer) serve(c net.Conn) error {
 			data[i] = byte(rand.Uint32())
 		}
 		write(w, pp.Message{Type: pp.Piece, Index: m.Index, Begin: m.Begin, Piece: data})
+		p.served.Add(1) // before it can reach the other side: whoever got it sees the count
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		p.served.Add(1)
 	}
 }
 
@@ -414,10 +415,10 @@ func (p *Peer) serveMetadata(c net.Conn) error {
 			head := bencode.MustMarshal(pp.ExtendedMetadataRequestMsg{Piece: req.Piece, TotalSize: len(p.info), Type: pp.DataMetadataExtensionMsgType})
 			write(w, pp.Message{Type: pp.Extended, ExtendedID: theirs,
 				ExtendedPayload: append(bytes.Clone(head), p.info[begin:end]...)})
+			p.served.Add(1) // before it can reach the other side (see above)
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			p.served.Add(1)
 		}
 	}
 }
