@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,7 +112,8 @@ func peerSources(p *interopProc) []string {
 }
 
 // aria2c seeds and announces to shoal's tracker; shoal gets the .torrent with no --peer and
-// finds aria2c through the tracker alone.
+// finds aria2c through the tracker alone; then another shoal gets it from a magnet link that
+// names the tracker (tr=) and nothing else, so even the metadata comes from aria2c.
 func TestTrackerInteropAria2ToShoal(t *testing.T) {
 	interopNeed(t, "aria2c")
 	tr := startShoalTracker(t)
@@ -129,6 +131,12 @@ func TestTrackerInteropAria2ToShoal(t *testing.T) {
 		[]string{"--listen", "127.0.0.3:0", "--discovery", "none"}, seed, tr.proc)
 	if src := peerSources(get); len(src) == 0 || !strings.Contains(strings.Join(src, ","), "tracker") {
 		t.Errorf("shoal's peers came from %v, want the tracker", src)
+	}
+	magnet := "magnet:?xt=urn:btih:" + ih + "&tr=" + url.QueryEscape(tr.announce)
+	get = interopShoalGet(t, "shoal downloaded a magnet link from aria2c found through shoal's tracker", magnet, want, interopTimeout,
+		[]string{"--listen", "127.0.0.4:0", "--discovery", "none"}, seed, tr.proc)
+	if src := peerSources(get); len(src) == 0 || !strings.Contains(strings.Join(src, ","), "tracker") {
+		t.Errorf("the magnet's peers came from %v, want the tracker", src)
 	}
 	tr.checkServed(t)
 	seed.alive(t)
