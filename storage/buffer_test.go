@@ -3,11 +3,13 @@ package storage
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	tstorage "github.com/anacrolix/torrent/storage"
@@ -196,6 +198,35 @@ func TestBufferLimit(t *testing.T) {
 	}
 }
 
+// TestDirectPieceStaysDirect: a piece whose first blocks went to the file (the buffers were full)
+// gets no buffer for its other blocks when one frees up: the hash would have had to write it
+// out again first. Once hashed, it may be buffered again.
+func TestDirectPieceStaysDirect(t *testing.T) {
+	info, data, st, tor, _ := openBuffered(t, 16<<10) // one piece of 16 KiB
+	writeBlocks(t, tor, info, data, 0, 8<<10, 16<<10) // piece 0 buffered
+	writeBlocks(t, tor, info, data, 1, 8<<10, 16<<10) // piece 1 direct: the buffers are full
+	writeBlocks(t, tor, info, data, 0, 0, 8<<10)
+	if got := hashed(t, tor, info, 0); !bytes.Equal(got, data[:16<<10]) {
+		t.Fatal("piece 0 does not read back right")
+	}
+	if err := tor.Piece(info.Piece(0)).MarkComplete(); err != nil { // frees the buffer
+		t.Fatal(err)
+	}
+	writeBlocks(t, tor, info, data, 1, 0, 8<<10)
+	if got := st.bufs.pieces(); len(got) != 0 {
+		t.Fatalf("pieces %v have buffers, want none: piece 1 began on the file", got)
+	}
+	p1 := info.Piece(1)
+	if got := hashed(t, tor, info, 1); !bytes.Equal(got, data[p1.Offset():][:p1.Length()]) {
+		t.Fatal("piece 1 does not read back right")
+	}
+	// Hashed (say it failed): fetched again, it may have a buffer.
+	writeBlocks(t, tor, info, data, 1, 0, 4<<10)
+	if got := st.bufs.pieces(); !slices.Equal(got, []int{1}) {
+		t.Fatalf("pieces %v have buffers, want piece 1 again once hashed", got)
+	}
+}
+
 // TestCloseWritesUnverified: blocks of pieces not yet hashed are written to the part files when
 // the torrent closes, so a later run can hash them instead of fetching them again.
 func TestCloseWritesUnverified(t *testing.T) {
@@ -280,12 +311,82 @@ func TestCacheServesCompletePieces(t *testing.T) {
 	}
 }
 
+// TestCacheSegments: a complete piece longer than MaxCacheSegment is read one segment at a time,
+// not whole: a block read loads its segment only (the file is changed behind the cache's back
+// to tell), the next block of the segment comes from memory, a block of another segment from
+// the file, and marking the piece not complete drops every segment of it.
+func TestCacheSegments(t *testing.T) {
+	info := &metainfo.Info{Name: "big.bin", PieceLength: 4 * MaxCacheSegment, Length: 8*MaxCacheSegment + 12345}
+	data := make([]byte, info.Length)
+	rand.Read(data)
+	for off := int64(0); off < info.Length; off += info.PieceLength {
+		h := sha1.Sum(data[off:min(off+info.PieceLength, info.Length)])
+		info.Pieces = append(info.Pieces, h[:]...)
+	}
+	dir := t.TempDir()
+	_, tor := openIn(t, dir, info, Options{})
+	for i := range info.NumPieces() {
+		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
+		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := info.Piece(1)
+	read := func(off int64) []byte {
+		t.Helper()
+		b := make([]byte, 16<<10)
+		if _, err := tor.Piece(p).ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := func(off int64) []byte { return data[p.Offset()+off:][:16<<10] }
+	seg := int64(MaxCacheSegment)
+	if !bytes.Equal(read(seg+32<<10), want(seg+32<<10)) { // loads segment 1 of piece 1
+		t.Fatal("a block of piece 1 differs")
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "out", "big.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xee}, int(p.Length())), p.Offset()); err != nil {
+		t.Fatal(err)
+	}
+	changed := bytes.Repeat([]byte{0xee}, 16<<10)
+	if !bytes.Equal(read(seg), want(seg)) || !bytes.Equal(read(2*seg-16<<10), want(2*seg-16<<10)) {
+		t.Fatal("a later block of the segment was read from the file again, not from the cache")
+	}
+	if !bytes.Equal(read(0), changed) || !bytes.Equal(read(2*seg), changed) {
+		t.Fatal("blocks of other segments came from the cache: the first read loaded more than its segment")
+	}
+	if err := tor.Piece(p).MarkNotComplete(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(seg), changed) || !bytes.Equal(read(2*seg), changed) {
+		t.Fatal("a segment of a piece marked not complete was still read from the cache")
+	}
+}
+
 // TestCacheConcurrentReaders: peers reading blocks of many complete pieces at once, through a
 // cache that holds two pieces (so pieces are evicted and their buffers reused all the time),
 // each get the bytes of the piece they asked for. Run with -race.
 func TestCacheConcurrentReaders(t *testing.T) {
 	info, data := testTorrent(t)
-	_, tor := openIn(t, t.TempDir(), info, Options{CacheLimit: 2 * info.PieceLength})
+	t.Run("pieces", func(t *testing.T) { concurrentReaders(t, info, data, 2*info.PieceLength) })
+	// Pieces of two segments each, two segments cached.
+	big := &metainfo.Info{Name: "big.bin", PieceLength: 2 * MaxCacheSegment, Length: 5*MaxCacheSegment + 4321}
+	data = make([]byte, big.Length)
+	rand.Read(data)
+	for off := int64(0); off < big.Length; off += big.PieceLength {
+		h := sha1.Sum(data[off:min(off+big.PieceLength, big.Length)])
+		big.Pieces = append(big.Pieces, h[:]...)
+	}
+	t.Run("segments", func(t *testing.T) { concurrentReaders(t, big, data, 2*MaxCacheSegment) })
+}
+
+func concurrentReaders(t *testing.T, info *metainfo.Info, data []byte, cacheLimit int64) {
+	_, tor := openIn(t, t.TempDir(), info, Options{CacheLimit: cacheLimit})
 	for i := range info.NumPieces() {
 		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
 		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
@@ -299,7 +400,7 @@ func TestCacheConcurrentReaders(t *testing.T) {
 			b := make([]byte, 2<<10)
 			for k := range rounds {
 				p := info.Piece((r + k) % info.NumPieces())
-				off := int64(k*2<<10) % p.Length()
+				off := int64(k*2<<10) * (p.Length()/(16<<10) | 1) % p.Length() // all over the piece
 				n, err := tor.Piece(p).ReadAt(b[:min(int64(len(b)), p.Length()-off)], off)
 				if err == nil && !bytes.Equal(b[:n], data[p.Offset()+off:][:n]) {
 					err = fmt.Errorf("reader %d: piece %d at %d: wrong bytes", r, p.Index(), off)

@@ -100,14 +100,15 @@ func (p piece) WriteTo(w io.Writer) (int64, error) {
 			return 0, err
 		}
 	}
+	p.bufs.settled(p.key.Index)
 	if wt, ok := p.PieceImpl.(io.WriterTo); ok {
 		return wt.WriteTo(w)
 	}
 	return io.Copy(w, io.NewSectionReader(p.PieceImpl, 0, p.length))
 }
 
-// ReadAt reads from the buffer when it holds the range, else from the cache of complete pieces
-// (see cache), else from the file.
+// ReadAt reads from the buffer when it holds the range, else from the cache of complete pieces'
+// segments (see cache), else from the file.
 func (p piece) ReadAt(b []byte, off int64) (int, error) {
 	if pb := p.bufs.get(p.key.Index, p.length, false); pb != nil {
 		if pb.covers(off, off+int64(len(b))) {
@@ -119,16 +120,17 @@ func (p piece) ReadAt(b []byte, off int64) (int, error) {
 			return 0, err
 		}
 	}
-	if n, ok := p.cache.read(p.key.Index, b, off); ok {
+	if n, ok := p.cache.read(p.key.Index, b, off, p.length); ok {
 		return n, nil
 	}
-	if p.cache.limit > 0 {
+	if seg, lo, hi := p.cache.segment(off, p.length); p.cache.limit > 0 && off+int64(len(b)) <= hi {
 		if c, err := p.pc.Get(p.key); err == nil && c.Ok && c.Complete {
-			// A complete piece, read for a peer: read it whole, keep it for the next blocks.
-			d := p.cache.buffer(p.length)
-			if n, _ := p.PieceImpl.ReadAt(d, 0); int64(n) == p.length {
-				k := copy(b, d[off:])
-				p.cache.put(p.key.Index, d) // d is the cache's from here: another reader may reuse it
+			// A complete piece, read for a peer: read the segment (the whole piece when it
+			// is short enough) in one go, and keep it for the next blocks.
+			d := p.cache.buffer(hi - lo)
+			if n, _ := p.PieceImpl.ReadAt(d, lo); int64(n) == hi-lo {
+				k := copy(b, d[off-lo:])
+				p.cache.put(p.key.Index, seg, d) // d is the cache's from here: another reader may reuse it
 				return k, nil
 			}
 			p.cache.recycle(d)
@@ -141,6 +143,7 @@ func (p piece) ReadAt(b []byte, off int64) (int, error) {
 // complete. A piece that cannot be written is not recorded, and failed is told.
 func (p piece) MarkComplete() error {
 	p.cache.drop(p.key.Index)
+	p.bufs.settled(p.key.Index)
 	if err := p.flush(true); err != nil {
 		p.bufs.setUnwritten(p.key.Index, true)
 		if p.failed != nil {
@@ -154,6 +157,7 @@ func (p piece) MarkComplete() error {
 
 func (p piece) MarkNotComplete() error {
 	p.cache.drop(p.key.Index)
+	p.bufs.settled(p.key.Index)
 	for _, f := range p.files(p.key.Index) {
 		if _, err := os.Lstat(f); !errors.Is(err, fs.ErrNotExist) {
 			return p.PieceImpl.MarkNotComplete() // a file at its final name: the library's way
