@@ -68,6 +68,41 @@ func hashed(t *testing.T, tor tstorage.TorrentImpl, info *metainfo.Info, i int) 
 	return b.Bytes()
 }
 
+// oneFile is a torrent of one file, big.bin, of length random bytes in pieces of pieceLength.
+func oneFile(pieceLength, length int64) (*metainfo.Info, []byte) {
+	info := &metainfo.Info{Name: "big.bin", PieceLength: pieceLength, Length: length}
+	data := make([]byte, length)
+	rand.Read(data)
+	for off := int64(0); off < length; off += pieceLength {
+		h := sha1.Sum(data[off:min(off+pieceLength, length)])
+		info.Pieces = append(info.Pieces, h[:]...)
+	}
+	return info, data
+}
+
+// completeAll writes every piece and marks it complete, as a finished download leaves them.
+func completeAll(t *testing.T, tor tstorage.TorrentImpl, info *metainfo.Info, data []byte) {
+	t.Helper()
+	for i := range info.NumPieces() {
+		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
+		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// blockReader reads n bytes of piece p at an offset, as the library does for a peer.
+func blockReader(t *testing.T, tor tstorage.TorrentImpl, p metainfo.Piece, n int) func(off int64) []byte {
+	return func(off int64) []byte {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := tor.Piece(p).ReadAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+}
+
 // partFile is what a.bin.part holds (nil when there is none).
 func partFile(t *testing.T, root string) []byte {
 	t.Helper()
@@ -273,21 +308,9 @@ func TestAbsentFilesKnownIncomplete(t *testing.T) {
 // a piece marked not complete, or written, is read from the file again.
 func TestCacheServesCompletePieces(t *testing.T) {
 	info, data, _, tor, root := openBuffered(t, 0)
-	for i := range info.NumPieces() {
-		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
-		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	completeAll(t, tor, info, data)
 	p := info.Piece(1)
-	read := func(off int64) []byte {
-		t.Helper()
-		b := make([]byte, 4<<10)
-		if _, err := tor.Piece(p).ReadAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := blockReader(t, tor, p, 4<<10)
 	if got := read(0); !bytes.Equal(got, data[p.Offset():][:4<<10]) {
 		t.Fatal("first block of piece 1 differs")
 	}
@@ -316,30 +339,12 @@ func TestCacheServesCompletePieces(t *testing.T) {
 // to tell), the next block of the segment comes from memory, a block of another segment from
 // the file, and marking the piece not complete drops every segment of it.
 func TestCacheSegments(t *testing.T) {
-	info := &metainfo.Info{Name: "big.bin", PieceLength: 4 * MaxCacheSegment, Length: 8*MaxCacheSegment + 12345}
-	data := make([]byte, info.Length)
-	rand.Read(data)
-	for off := int64(0); off < info.Length; off += info.PieceLength {
-		h := sha1.Sum(data[off:min(off+info.PieceLength, info.Length)])
-		info.Pieces = append(info.Pieces, h[:]...)
-	}
+	info, data := oneFile(4*MaxCacheSegment, 8*MaxCacheSegment+12345)
 	dir := t.TempDir()
 	_, tor := openIn(t, dir, info, Options{})
-	for i := range info.NumPieces() {
-		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
-		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	completeAll(t, tor, info, data)
 	p := info.Piece(1)
-	read := func(off int64) []byte {
-		t.Helper()
-		b := make([]byte, 16<<10)
-		if _, err := tor.Piece(p).ReadAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := blockReader(t, tor, p, 16<<10)
 	want := func(off int64) []byte { return data[p.Offset()+off:][:16<<10] }
 	seg := int64(MaxCacheSegment)
 	if !bytes.Equal(read(seg+32<<10), want(seg+32<<10)) { // loads segment 1 of piece 1
@@ -375,24 +380,13 @@ func TestCacheConcurrentReaders(t *testing.T) {
 	info, data := testTorrent(t)
 	t.Run("pieces", func(t *testing.T) { concurrentReaders(t, info, data, 2*info.PieceLength) })
 	// Pieces of two segments each, two segments cached.
-	big := &metainfo.Info{Name: "big.bin", PieceLength: 2 * MaxCacheSegment, Length: 5*MaxCacheSegment + 4321}
-	data = make([]byte, big.Length)
-	rand.Read(data)
-	for off := int64(0); off < big.Length; off += big.PieceLength {
-		h := sha1.Sum(data[off:min(off+big.PieceLength, big.Length)])
-		big.Pieces = append(big.Pieces, h[:]...)
-	}
-	t.Run("segments", func(t *testing.T) { concurrentReaders(t, big, data, 2*MaxCacheSegment) })
+	big, bigData := oneFile(2*MaxCacheSegment, 5*MaxCacheSegment+4321)
+	t.Run("segments", func(t *testing.T) { concurrentReaders(t, big, bigData, 2*MaxCacheSegment) })
 }
 
 func concurrentReaders(t *testing.T, info *metainfo.Info, data []byte, cacheLimit int64) {
 	_, tor := openIn(t, t.TempDir(), info, Options{CacheLimit: cacheLimit})
-	for i := range info.NumPieces() {
-		writeBlocks(t, tor, info, data, i, 0, info.Piece(i).Length())
-		if err := tor.Piece(info.Piece(i)).MarkComplete(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	completeAll(t, tor, info, data)
 	const readers, rounds = 6, 200
 	errs := make(chan error, readers)
 	for r := range readers {
