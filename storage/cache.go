@@ -48,8 +48,12 @@ func newCache(limitBytes, pieceLength int64) *cache {
 	return &cache{limit: n, segN: segN, data: map[segKey][]byte{}, pieces: map[int]int{}}
 }
 
-// segment returns the segment that holds off and its bounds within a piece of length n.
+// segment returns the segment that holds off and its bounds within a piece of length n (all
+// zero for a cache of nothing).
 func (c *cache) segment(off, n int64) (seg int, lo, hi int64) {
+	if c.segN <= 0 {
+		return 0, 0, 0
+	}
 	seg = int(off / c.segN)
 	lo = int64(seg) * c.segN
 	return seg, lo, min(lo+c.segN, n)
