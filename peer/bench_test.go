@@ -29,30 +29,15 @@ const benchTransferTimeout = 2 * time.Minute
 //
 //	go test -run '^$' -bench Transfer -benchtime 3x ./peer
 func BenchmarkTransfer(b *testing.B) {
-	payload := make([]byte, benchTransferSize)
-	if _, err := rand.Read(payload); err != nil {
-		b.Fatal(err)
-	}
 	seedDir := b.TempDir()
-	path := filepath.Join(seedDir, "payload.bin")
-	if err := os.WriteFile(path, payload, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	payload, path := benchPayload(b, seedDir, benchTransferSize)
 	src, err := meta.Create(path, meta.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 
 	// The seeder. Each node has its own loopback address: the library bans peers by IP.
-	seeder, err := peer.New(peer.Config{Listen: "127.0.0.2:0", DataDir: b.TempDir(), DisablePEX: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := seeder.Add(src, peer.AddOptions{Dir: seedDir, Name: "payload.bin", Seed: true})
-	if err != nil {
-		seeder.Close()
-		b.Fatal(err)
-	}
+	seeder, st := benchSeeder(b, src, seedDir)
 	ctx, cancel := context.WithCancel(context.Background())
 	seedDone := make(chan error, 1)
 	// Run emits its first Progress event once the data is verified and it is seeding.
@@ -132,15 +117,8 @@ func benchDownload(src *meta.Source, dir string, from netip.AddrPort) (err error
 //	go test -run '^$' -bench SeedStart -count 6 ./peer
 func BenchmarkSeedStart(b *testing.B) {
 	const size = 256 << 20
-	payload := make([]byte, size)
-	if _, err := rand.Read(payload); err != nil {
-		b.Fatal(err)
-	}
 	dir := b.TempDir()
-	path := filepath.Join(dir, "payload.bin")
-	if err := os.WriteFile(path, payload, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	_, path := benchPayload(b, dir, size)
 	src, err := meta.Create(path, meta.CreateOptions{PieceLength: 256 << 10})
 	if err != nil {
 		b.Fatal(err)
@@ -148,17 +126,9 @@ func BenchmarkSeedStart(b *testing.B) {
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		n, err := peer.New(peer.Config{Listen: "127.0.0.2:0", DataDir: b.TempDir(), DisablePEX: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		st, err := n.Add(src, peer.AddOptions{Dir: dir, Name: "payload.bin", Seed: true})
-		if err != nil {
-			n.Close()
-			b.Fatal(err)
-		}
+		n, st := benchSeeder(b, src, dir)
 		ctx, cancel := context.WithCancel(context.Background())
-		err = st.Run(ctx, peer.RunOptions{SeedTime: -1, Interval: 10 * time.Millisecond}, func(e peer.Event) {
+		err := st.Run(ctx, peer.RunOptions{SeedTime: -1, Interval: 10 * time.Millisecond}, func(e peer.Event) {
 			if _, ok := e.(peer.Progress); ok {
 				cancel()
 			}
@@ -173,4 +143,32 @@ func BenchmarkSeedStart(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// benchPayload writes size random bytes to dir/payload.bin and returns them and the path.
+func benchPayload(b *testing.B, dir string, size int) ([]byte, string) {
+	payload := make([]byte, size)
+	if _, err := rand.Read(payload); err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(dir, "payload.bin")
+	if err := os.WriteFile(path, payload, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return payload, path
+}
+
+// benchSeeder starts a node on 127.0.0.2 and adds src as a seed of dir/payload.bin; the
+// caller runs the torrent and closes the node.
+func benchSeeder(b *testing.B, src *meta.Source, dir string) (*peer.Node, *peer.Torrent) {
+	n, err := peer.New(peer.Config{Listen: "127.0.0.2:0", DataDir: b.TempDir(), DisablePEX: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := n.Add(src, peer.AddOptions{Dir: dir, Name: "payload.bin", Seed: true})
+	if err != nil {
+		n.Close()
+		b.Fatal(err)
+	}
+	return n, t
 }

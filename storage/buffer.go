@@ -2,6 +2,7 @@ package storage
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -120,12 +121,7 @@ func (b *buffers) release(i int, pb *pieceBuf) {
 func (b *buffers) pieces() []int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]int, 0, len(b.bufs))
-	for i := range b.bufs {
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(b.bufs))
 }
 
 // settled says piece i was hashed or its state set: the next blocks written to it may be
@@ -151,12 +147,7 @@ func (b *buffers) setUnwritten(i int, failed bool) {
 func (b *buffers) unwrittenPieces() []int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]int, 0, len(b.unwritten))
-	for i := range b.unwritten {
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(b.unwritten))
 }
 
 // highWater is the most bytes the buffers ever held at once.
